@@ -1,0 +1,5 @@
+import sys
+
+from fhir_ccm.cli import main
+
+sys.exit(main())

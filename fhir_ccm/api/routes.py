@@ -1,0 +1,213 @@
+"""The FHIR REST endpoints: a table of thin handlers over the interactions.
+
+Each handler turns the Flask request into plain values, calls one interaction
+and renders its result. The table also names the FHIR interaction each route
+implements; the CapabilityStatement is generated from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, request
+
+from fhir_ccm.api.negotiation import (
+    DEFAULT_FORMAT,
+    FORMAT_PARAMETERS,
+    JSON,
+    JSON_PATCH,
+    SERVED_FORMATS,
+    XML,
+    body_kind,
+    response_format,
+)
+from fhir_ccm.api.responses import result_response
+from fhir_ccm.errors import Invalid, NotSupported
+from fhir_ccm.formats.json_format import parse_json, parse_resource
+from fhir_ccm.formats.xml_format import xml_to_resource
+from fhir_ccm.interactions import Context, Preconditions, Result
+from fhir_ccm.interactions.capabilities import capabilities
+from fhir_ccm.interactions.create import create
+from fhir_ccm.interactions.delete import delete
+from fhir_ccm.interactions.history import history
+from fhir_ccm.interactions.patch import patch
+from fhir_ccm.interactions.read import read, vread
+from fhir_ccm.interactions.resource_types import require_type
+from fhir_ccm.interactions.update import update
+from fhir_ccm.store import Store
+
+blueprint = Blueprint("fhir", __name__)
+PATCH_FORMATS = (JSON_PATCH,)
+PREFER_RETURN = ("minimal", "representation", "OperationOutcome")
+
+
+# -- request values ---------------------------------------------------------
+
+
+def store() -> Store:
+    return current_app.extensions["fhir_ccm.store"]  # type: ignore[no-any-return]
+
+
+def context() -> Context:
+    base_url = current_app.config["FHIR_CCM"].base_url or request.host_url.rstrip("/") + "/fhir"
+    return Context(base_url=base_url.rstrip("/"))
+
+
+def preconditions() -> Preconditions:
+    headers = request.headers
+    return Preconditions(
+        if_match=headers.get("If-Match"),
+        if_none_match=headers.get("If-None-Match"),
+        if_modified_since=headers.get("If-Modified-Since"),
+    )
+
+
+def prefer() -> dict[str, str]:
+    """The ``Prefer`` header as a dict (``return``, ``handling``, ...)."""
+    values = {}
+    for part in request.headers.get("Prefer", "").split(","):
+        key, _, value = part.partition("=")
+        if key.strip():
+            values[key.strip().lower()] = value.strip().strip('"')
+    if "return" in values and values["return"] not in PREFER_RETURN:
+        raise Invalid(f"Prefer: return={values['return']} is not one of {', '.join(PREFER_RETURN)}")
+    return values
+
+
+def query_params() -> dict[str, str]:
+    """Query parameters other than the format ones; a repeated one is refused."""
+    params: dict[str, str] = {}
+    for key, values in request.args.lists():
+        if key in FORMAT_PARAMETERS:
+            continue
+        if len(values) > 1:
+            raise Invalid(f"Parameter '{key}' may be given only once here")
+        params[key] = values[0]
+    return params
+
+
+def read_body(allowed: tuple[str, ...] = (JSON, XML)) -> tuple[str, Any]:
+    data = request.get_data(cache=False)
+    if not data.strip():
+        raise Invalid("The request has no body")
+    kind = body_kind(request.headers.get("Content-Type"), data, allowed)
+    if kind == XML:
+        return kind, xml_to_resource(data)
+    if kind == JSON:
+        return kind, parse_resource(data)
+    return kind, parse_json(data)
+
+
+def respond(result: Result) -> Response:
+    return result_response(result, g.get("fhir_format", DEFAULT_FORMAT), context(), prefer().get("return"))
+
+
+@blueprint.before_request
+def negotiate() -> None:
+    g.fhir_format = response_format(request.args, request.headers.get("Accept"))
+
+
+# -- handlers ---------------------------------------------------------------
+
+
+def handle_capabilities() -> Response:
+    return respond(
+        capabilities(
+            context(),
+            type_interactions=[route.interaction for route in ROUTES if route.level == "type"],
+            system_interactions=[route.interaction for route in ROUTES if route.level == "system"],
+            formats=SERVED_FORMATS,
+            patch_formats=PATCH_FORMATS,
+            started=current_app.extensions["fhir_ccm.started"],
+        )
+    )
+
+
+def handle_history_system() -> Response:
+    return respond(history(store(), context(), query_params()))
+
+
+def handle_history_type(resource_type: str) -> Response:
+    return respond(history(store(), context(), query_params(), resource_type))
+
+
+def handle_history_instance(resource_type: str, id: str) -> Response:
+    return respond(history(store(), context(), query_params(), resource_type, id))
+
+
+def handle_create(resource_type: str) -> Response:
+    require_type(resource_type)
+    _, resource = read_body()
+    return respond(create(store(), context(), resource_type, resource))
+
+
+def handle_read(resource_type: str, id: str) -> Response:
+    return respond(read(store(), context(), resource_type, id, preconditions()))
+
+
+def handle_vread(resource_type: str, id: str, version_id: str) -> Response:
+    return respond(vread(store(), context(), resource_type, id, version_id))
+
+
+def handle_update(resource_type: str, id: str) -> Response:
+    require_type(resource_type)
+    _, resource = read_body()
+    return respond(update(store(), context(), resource_type, id, resource, preconditions()))
+
+
+def handle_patch(resource_type: str, id: str) -> Response:
+    require_type(resource_type)
+    _, document = read_body(allowed=("json-patch",))
+    return respond(patch(store(), context(), resource_type, id, document, preconditions()))
+
+
+def handle_delete(resource_type: str, id: str) -> Response:
+    return respond(delete(store(), context(), resource_type, id, preconditions()))
+
+
+def handle_search_type(resource_type: str) -> Response:
+    require_type(resource_type)
+    raise NotSupported("Search is not supported by this server yet")
+
+
+def handle_batch() -> Response:
+    raise NotSupported("Batch and transaction Bundles are not supported by this server yet")
+
+
+# -- the route table ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    rule: str
+    method: str
+    handler: Callable[..., Response]
+    interaction: str  # the CapabilityStatement interaction code; "" when not advertised
+    level: str  # "type" or "system"
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("/metadata", "GET", handle_capabilities, "", "system"),
+    Route("/_history", "GET", handle_history_system, "history-system", "system"),
+    Route("/", "POST", handle_batch, "", "system"),
+    Route("/<resource_type>", "POST", handle_create, "create", "type"),
+    Route("/<resource_type>", "GET", handle_search_type, "", "type"),
+    Route("/<resource_type>/_history", "GET", handle_history_type, "history-type", "type"),
+    Route("/<resource_type>/<id>", "GET", handle_read, "read", "type"),
+    Route("/<resource_type>/<id>", "PUT", handle_update, "update", "type"),
+    Route("/<resource_type>/<id>", "PATCH", handle_patch, "patch", "type"),
+    Route("/<resource_type>/<id>", "DELETE", handle_delete, "delete", "type"),
+    Route("/<resource_type>/<id>/_history", "GET", handle_history_instance, "history-instance", "type"),
+    Route("/<resource_type>/<id>/_history/<version_id>", "GET", handle_vread, "vread", "type"),
+)
+
+for _route in ROUTES:
+    blueprint.add_url_rule(
+        _route.rule,
+        endpoint=f"{_route.handler.__name__}",
+        view_func=_route.handler,
+        methods=[_route.method],
+        strict_slashes=False,
+    )

@@ -1,0 +1,77 @@
+"""``create_app``: the only way to build the server."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from fhir_ccm.api.negotiation import DEFAULT_FORMAT
+from fhir_ccm.api.responses import error_response
+from fhir_ccm.api.routes import blueprint
+from fhir_ccm.config import Config
+from fhir_ccm.errors import (
+    FhirError,
+    Invalid,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    outcome_for,
+)
+from fhir_ccm.store.sqlite import SQLiteStore, format_instant
+
+logger = logging.getLogger("fhir_ccm")
+BASE_PATH = "/fhir"
+
+# Werkzeug's own HTTP errors, rendered in our vocabulary.
+_HTTP_ERRORS: dict[int, type[FhirError]] = {
+    400: Invalid,
+    404: NotFound,
+    405: MethodNotAllowed,
+    413: PayloadTooLarge,
+}
+
+
+def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
+    """Build the WSGI app on the store named by ``config.database``."""
+    if config is None:
+        config = Config.from_env()
+    elif isinstance(config, dict):
+        config = Config.from_env(**config)
+    app = Flask(__name__)
+    app.config["FHIR_CCM"] = config
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    app.config["MAX_FORM_MEMORY_SIZE"] = config.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["fhir_ccm.store"] = SQLiteStore(config.database)
+    app.extensions["fhir_ccm.started"] = format_instant(datetime.now(UTC))
+    app.register_blueprint(blueprint, url_prefix=BASE_PATH)
+    app.register_error_handler(Exception, handle_error)
+    return app
+
+
+def handle_error(error: Exception) -> Response:
+    """Every failure becomes an OperationOutcome in the requested format."""
+    if isinstance(error, HTTPException) and not isinstance(error, FhirError):
+        fhir_error_class = _HTTP_ERRORS.get(error.code or 500, Invalid)
+        if error.code == 413:
+            message = "The request body is larger than this server accepts"
+        elif error.code == 404:
+            message = f"No FHIR endpoint at {request.path}"
+        elif error.code == 405:
+            message = f"{request.method} is not allowed on {request.path}"
+        else:
+            message = error.description or "Bad request"
+        error = fhir_error_class(message)
+    elif isinstance(error, RecursionError):
+        error = Invalid("The content is nested too deeply")
+    elif not isinstance(error, FhirError):
+        logger.exception("Unexpected error on %s %s", request.method, request.path)
+    status, outcome = outcome_for(error)
+    response = error_response(status, outcome, g.get("fhir_format", DEFAULT_FORMAT))
+    if isinstance(error, FhirError):
+        response.headers.update(error.headers)
+    return response

@@ -1,0 +1,74 @@
+"""The command line: ``python -m fhir_ccm`` (also installed as ``fhir-ccm``).
+
+    fhir-ccm serve --host H --port P --database FILE --workers N
+    fhir-ccm load [--database FILE] FILE_OR_DIR...
+    fhir-ccm init-db --database FILE
+
+Each option has an environment variable of the same meaning
+(``FHIR_CCM_DATABASE``, ``FHIR_CCM_HOST``, ``FHIR_CCM_PORT``, ``FHIR_CCM_WORKERS``...);
+an option given on the command line wins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from fhir_ccm.config import Config
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fhir-ccm", description="FHIR R4 server for chronic care management")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the FHIR API with gunicorn")
+    serve.add_argument("--host", help="address to listen on (FHIR_CCM_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (FHIR_CCM_PORT, default 8080)")
+    serve.add_argument("--database", help="SQLite file (FHIR_CCM_DATABASE, default fhir-ccm.db)")
+    serve.add_argument("--workers", type=int, help="worker processes (FHIR_CCM_WORKERS, default 2)")
+    serve.add_argument("--base-url", help="public base URL (FHIR_CCM_BASE_URL, default from the request)")
+
+    load = commands.add_parser("load", help="load resources, Bundles or ndjson files into the database")
+    load.add_argument("--database", help="SQLite file (FHIR_CCM_DATABASE, default fhir-ccm.db)")
+    load.add_argument("paths", nargs="+", metavar="FILE_OR_DIR")
+
+    init_db = commands.add_parser("init-db", help="create an empty database")
+    init_db.add_argument("--database", help="SQLite file (FHIR_CCM_DATABASE, default fhir-ccm.db)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = {k: v for k, v in vars(args).items() if k not in ("command", "paths")}
+    config = Config.from_env(**overrides)
+    if args.command == "serve":
+        from fhir_ccm.server import serve
+
+        serve(config)
+        return 0
+    if args.command == "init-db":
+        from fhir_ccm.store.sqlite import initialize
+
+        initialize(config.database)
+        print(f"initialized {config.database}")
+        return 0
+    from fhir_ccm.loader import load_paths
+    from fhir_ccm.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(config.database)
+    try:
+        report = load_paths(store, args.paths)
+    finally:
+        store.close()
+    print(
+        f"loaded into {config.database}: {report.created} created, {report.updated} updated,"
+        f" {report.unchanged} unchanged, {len(report.failed or [])} failed"
+    )
+    for where, why in report.failed or []:
+        print(f"  failed: {where}: {why}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""FHIR JSON in and out (http://hl7.org/fhir/R4/json.html).
+
+Decimals are read as ``decimal.Decimal`` and written back from it, so ``2.50``
+stays ``2.50``: the stored JSON is the master copy and must not lose precision.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import simplejson
+
+from fhir_ccm.errors import Invalid
+
+_decoder = simplejson.JSONDecoder(
+    parse_float=Decimal,
+    parse_constant=lambda name: _reject_constant(name),
+    object_pairs_hook=lambda pairs: _object_without_duplicates(pairs),
+)
+_compact = simplejson.JSONEncoder(use_decimal=True, ensure_ascii=False, separators=(",", ":"))
+_pretty = simplejson.JSONEncoder(use_decimal=True, ensure_ascii=False, indent=2)
+_canonical = simplejson.JSONEncoder(use_decimal=True, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
+        raise ValueError(f"duplicate property {duplicate!r}")
+    return result
+
+
+def parse_json(body: bytes | str) -> Any:
+    """Decode a JSON document; any defect is an ``Invalid`` (400), never a crash."""
+    if isinstance(body, bytes):
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise Invalid(f"The body is not valid UTF-8 (byte {error.start})") from None
+    else:
+        text = body
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    try:
+        return _decoder.decode(text)
+    except RecursionError:
+        raise Invalid("The JSON document is nested too deeply") from None
+    except (ValueError, TypeError) as error:
+        raise Invalid(f"The body is not valid JSON: {error}") from None
+
+
+def parse_resource(body: bytes | str) -> dict[str, Any]:
+    value = parse_json(body)
+    if not isinstance(value, dict):
+        raise Invalid("A FHIR resource must be a JSON object")
+    if not isinstance(value.get("resourceType"), str):
+        raise Invalid("The resource has no resourceType", expression="resourceType")
+    return value
+
+
+def dump_json(value: Any, pretty: bool = False) -> str:
+    return (_pretty if pretty else _compact).encode(value)
+
+
+def canonical_json(value: Any) -> str:
+    """Key-sorted JSON, to compare two resources' content."""
+    return _canonical.encode(value)

@@ -1,0 +1,29 @@
+"""create (http://hl7.org/fhir/R4/http.html#create)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fhir_ccm.errors import Invalid
+from fhir_ccm.interactions import Context, Result
+from fhir_ccm.interactions.resource_types import require_writable_type
+from fhir_ccm.interactions.versions import write_resource
+from fhir_ccm.store import Store
+
+
+def create(store: Store, context: Context, resource_type: str, resource: dict[str, Any]) -> Result:
+    """Store a new resource under a server-assigned id.
+
+    The spec says a server SHALL ignore an id in the body of a create; the
+    resource gets a fresh UUID, and versionId/lastUpdated are the server's.
+    """
+    require_writable_type(resource_type)
+    if resource.get("resourceType") != resource_type:
+        raise Invalid(
+            f"The body is a {resource.get('resourceType')} but the URL is for {resource_type}",
+            expression="resourceType",
+        )
+    with store.atomic():
+        stored = write_resource(store, resource, str(uuid.uuid4()), None, "POST")
+    return Result(201, stored, location=True, message=f"Created {resource_type}/{stored.id}")

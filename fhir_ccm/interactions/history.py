@@ -1,0 +1,117 @@
+"""history at instance, type and system level (http://hl7.org/fhir/R4/http.html#history).
+
+Newest first. Pages are cut by a cursor on the server-wide write sequence, not
+by an offset, so writes that land while a client pages never shift a page: the
+next link always continues exactly after the last version the client saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from fhir_ccm.errors import Invalid
+from fhir_ccm.formats.json_format import parse_json
+from fhir_ccm.interactions import Context, Result
+from fhir_ccm.interactions.resource_types import require_id, require_type
+from fhir_ccm.store import HistoryQuery, Store, StoredVersion
+from fhir_ccm.store.sqlite import format_instant
+
+DEFAULT_COUNT = 20
+MAX_COUNT = 1000
+CURSOR = "_cursor"
+HISTORY_PARAMETERS = frozenset({"_count", "_since", CURSOR})
+STATUS_BY_METHOD = {"POST": "201 Created", "PUT": "200 OK", "PATCH": "200 OK", "DELETE": "204 No Content"}
+
+
+def history(
+    store: Store,
+    context: Context,
+    params: Mapping[str, str],
+    resource_type: str | None = None,
+    id: str | None = None,
+) -> Result:
+    """A Bundle of type ``history``; ``params`` are the query parameters, formats removed."""
+    if resource_type is not None:
+        require_type(resource_type)
+    if id is not None:
+        require_id(id)
+    unknown = sorted(set(params) - HISTORY_PARAMETERS)
+    if unknown:
+        raise Invalid(f"Unknown history parameter(s): {', '.join(unknown)}")
+    count = _count(params.get("_count"))
+    since = parse_instant(params["_since"]) if "_since" in params else None
+    cursor = _cursor(params.get(CURSOR))
+    page = store.history(HistoryQuery(resource_type, id, since, cursor, count))
+    path = "/".join(part for part in (resource_type, id, "_history") if part)
+    kept = {k: v for k, v in params.items() if k != CURSOR}
+    links = [{"relation": "self", "url": _url(context, path, params)}]
+    if page.has_more and page.versions:
+        links.append({"relation": "next", "url": _url(context, path, {**kept, CURSOR: str(page.versions[-1].seq)})})
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "history",
+        "total": page.total,
+        "link": links,
+        "entry": [_entry(context, version) for version in page.versions],
+    }
+    if not bundle["entry"]:
+        del bundle["entry"]
+    return Result(200, resource=bundle)
+
+
+def _entry(context: Context, version: StoredVersion) -> dict[str, Any]:
+    reference = f"{version.resource_type}/{version.id}"
+    entry: dict[str, Any] = {"fullUrl": f"{context.base_url}/{reference}"}
+    if version.json is not None:
+        entry["resource"] = parse_json(version.json)
+    entry["request"] = {
+        "method": version.method,
+        "url": version.resource_type if version.method == "POST" else reference,
+    }
+    entry["response"] = {
+        "status": STATUS_BY_METHOD.get(version.method, "200 OK"),
+        "etag": f'W/"{version.version}"',
+        "lastModified": version.last_updated,
+    }
+    return entry
+
+
+def _url(context: Context, path: str, params: Mapping[str, str]) -> str:
+    query = urlencode(sorted(params.items()))
+    return f"{context.base_url}/{path}" + (f"?{query}" if query else "")
+
+
+def _count(value: str | None) -> int:
+    if value is None:
+        return DEFAULT_COUNT
+    if not value.isdigit():
+        raise Invalid(f"_count must be a non-negative integer, not '{value}'")
+    return min(int(value), MAX_COUNT)
+
+
+def _cursor(value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise Invalid(f"Invalid paging cursor '{value}'")
+    return int(value)
+
+
+def parse_instant(value: str) -> str:
+    """A client's instant, date or dateTime as the store's UTC text, rounded up to the millisecond."""
+    text = value.strip().replace(" ", "+")
+    try:
+        if len(text) == 10:
+            moment = datetime.fromisoformat(text).replace(tzinfo=UTC)
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise Invalid(f"'{value}' is not a valid instant") from None
+    if moment.tzinfo is None:
+        raise Invalid(f"'{value}' has a time but no time zone")
+    if moment.microsecond % 1000:
+        moment += timedelta(microseconds=1000 - moment.microsecond % 1000)
+    return format_instant(moment)

@@ -1,0 +1,37 @@
+"""Which resource types the server knows, stores and can check."""
+
+from __future__ import annotations
+
+import re
+
+from fhir_ccm.definitions import resource_types
+from fhir_ccm.errors import Invalid, NotFound, NotSupported
+from fhir_ccm.validation.structure import has_model
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+
+def require_type(resource_type: str) -> str:
+    """An R4 resource type, or 404: an unknown type is an unknown endpoint."""
+    if resource_type not in resource_types():
+        raise NotFound(f"Unknown resource type '{resource_type}'")
+    return resource_type
+
+
+def require_writable_type(resource_type: str) -> str:
+    """A type whose content the server can check before storing it."""
+    require_type(resource_type)
+    if not has_model(resource_type):
+        raise NotSupported(f"Resources of type {resource_type} cannot be validated by this server yet")
+    return resource_type
+
+
+def unwritable_types() -> list[str]:
+    """R4 types without an R4B model: readable, but not writable yet."""
+    return sorted(t for t in resource_types() if not has_model(t))
+
+
+def require_id(id: str) -> str:
+    if not ID_PATTERN.fullmatch(id):
+        raise Invalid(f"'{id}' is not a valid resource id ([A-Za-z0-9-.]{{1,64}})")
+    return id

@@ -1,0 +1,85 @@
+"""Writing a new version of a resource: the step create, update, patch and delete share.
+
+The server owns ``meta.versionId`` and ``meta.lastUpdated``; version ids count
+up from 1 per resource; an update that changes nothing writes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fhir_ccm.errors import Invalid, PreconditionFailed
+from fhir_ccm.formats.json_format import canonical_json, dump_json, parse_json
+from fhir_ccm.store import NewVersion, Store, StoredVersion
+from fhir_ccm.validation import validate_resource
+
+_ETAG = re.compile(r'\s*(?:W/)?"?([0-9]+)"?\s*')
+SERVER_META = ("versionId", "lastUpdated")
+
+
+def parse_etag(value: str) -> int:
+    """The version in an ETag such as ``W/"3"``."""
+    match = _ETAG.fullmatch(value)
+    if not match:
+        raise Invalid(f"'{value}' is not a valid ETag; expected W/\"<version>\"")
+    return int(match.group(1))
+
+
+def check_if_match(if_match: str | None, current: StoredVersion | None) -> None:
+    """412 unless the current version is the one the client read."""
+    if if_match is None:
+        return
+    expected = parse_etag(if_match)
+    if current is None or current.deleted or current.version != expected:
+        actual = "none" if current is None or current.deleted else f'W/"{current.version}"'
+        raise PreconditionFailed(f'If-Match W/"{expected}" does not match the current version ({actual})')
+
+
+def content_without_server_meta(resource: dict[str, Any]) -> dict[str, Any]:
+    """The resource as the client controls it: no versionId, no lastUpdated."""
+    meta = {k: v for k, v in (resource.get("meta") or {}).items() if k not in SERVER_META}
+    result = {k: v for k, v in resource.items() if k != "meta"}
+    if meta:
+        result["meta"] = meta
+    return result
+
+
+def same_content(resource: dict[str, Any], current: StoredVersion | None) -> bool:
+    if current is None or current.deleted or current.json is None:
+        return False
+    stored = parse_json(current.json)
+    return canonical_json(content_without_server_meta(resource)) == canonical_json(
+        content_without_server_meta(stored)
+    )
+
+
+def stamp(resource: dict[str, Any], id: str, version: int, last_updated: str) -> dict[str, Any]:
+    """The resource with its id and server meta, keys in the customary order."""
+    meta = {k: v for k, v in (resource.get("meta") or {}).items() if k not in SERVER_META}
+    stamped: dict[str, Any] = {
+        "resourceType": resource["resourceType"],
+        "id": id,
+        "meta": {"versionId": str(version), "lastUpdated": last_updated, **meta},
+    }
+    stamped.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
+    return stamped
+
+
+def write_resource(
+    store: Store, resource: dict[str, Any], id: str, current: StoredVersion | None, method: str
+) -> StoredVersion:
+    """Validate and store ``resource`` as the next version; call inside ``store.atomic()``."""
+    validate_resource(resource)
+    version = current.version + 1 if current else 1
+    last_updated = store.now()
+    stamped = stamp(resource, id, version, last_updated)
+    return store.write(
+        NewVersion(resource["resourceType"], id, version, last_updated, dump_json(stamped), method)
+    )
+
+
+def write_deletion(store: Store, current: StoredVersion) -> StoredVersion:
+    return store.write(
+        NewVersion(current.resource_type, current.id, current.version + 1, store.now(), None, "DELETE")
+    )

@@ -1,0 +1,82 @@
+"""The storage protocol every store implements (SQLite now, PostgreSQL next).
+
+Nothing above this layer sees SQL. A write goes through ``atomic()``: inside it
+reads see the transaction's own writes, and the interaction checks its
+preconditions (If-Match, an unchanged update, ...) and writes in the same
+transaction, so concurrent clients cannot interleave between check and write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """One version of one resource as stored; ``json`` is None for a deletion."""
+
+    resource_type: str
+    id: str
+    version: int
+    last_updated: str  # FHIR instant, UTC, millisecond precision
+    deleted: bool
+    json: str | None
+    method: str = "PUT"  # the HTTP method that wrote it: POST, PUT, PATCH or DELETE
+    seq: int = 0  # position in the server-wide history, increasing
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """A version the store is asked to write."""
+
+    resource_type: str
+    id: str
+    version: int
+    last_updated: str
+    json: str | None  # None writes a deletion
+    method: str
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    """Which versions a history interaction wants, newest first."""
+
+    resource_type: str | None = None
+    id: str | None = None
+    since: str | None = None  # versions written at or after this instant
+    before_seq: int | None = None  # paging cursor: versions older than this
+    count: int = 20
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    versions: tuple[StoredVersion, ...]
+    total: int
+    has_more: bool
+
+
+class Store(Protocol):
+    def atomic(self) -> AbstractContextManager[None]:
+        """A write transaction, taken for writing up front; nested calls use savepoints."""
+
+    def now(self) -> str:
+        """The instant to stamp a write with: never earlier than any stored version."""
+
+    def read(self, resource_type: str, id: str) -> StoredVersion | None:
+        """The current version (possibly a deletion), or None if never stored."""
+
+    def vread(self, resource_type: str, id: str, version: int) -> StoredVersion | None: ...
+
+    def write(self, version: NewVersion) -> StoredVersion: ...
+
+    def history(self, query: HistoryQuery) -> HistoryPage: ...
+
+    def count(self, resource_type: str | None = None) -> int:
+        """How many live (not deleted) resources are stored."""
+
+    def iter_current(self, resource_type: str | None = None) -> Iterator[StoredVersion]: ...
+
+    def close(self) -> None: ...

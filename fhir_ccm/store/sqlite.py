@@ -1,0 +1,306 @@
+"""The embedded store: one SQLite file, WAL mode, one write transaction at a time.
+
+Durability: ``synchronous=FULL`` makes SQLite sync the write-ahead log on every
+commit, so an acknowledged write survives ``kill -9`` of the server and a power
+loss alike. ``BEGIN IMMEDIATE`` takes the write lock before the first read of a
+write, so a precondition checked inside ``atomic()`` still holds at commit,
+whichever process or thread the other writers run in.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlite_utils
+
+from fhir_ccm.errors import Conflict
+from fhir_ccm.store import HistoryPage, HistoryQuery, NewVersion, StoredVersion
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 30_000
+_VERSION_COLUMNS = "type, id, version, last_updated, deleted, json, method, seq"
+
+
+def format_instant(moment: datetime) -> str:
+    """A FHIR instant in UTC with millisecond precision; these sort as text."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _row_to_version(row: tuple) -> StoredVersion:
+    return StoredVersion(
+        resource_type=row[0],
+        id=row[1],
+        version=row[2],
+        last_updated=row[3],
+        deleted=bool(row[4]),
+        json=row[5],
+        method=row[6],
+        seq=row[7],
+    )
+
+
+def initialize(path: str | Path) -> None:
+    """Create the database file and its tables if they do not exist yet."""
+    connection = _connect(path)
+    try:
+        db = sqlite_utils.Database(connection)
+        connection.execute("PRAGMA journal_mode=WAL")
+        if "resource_versions" not in db.table_names():
+            with connection:
+                connection.execute(
+                    """CREATE TABLE IF NOT EXISTS resource_versions (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        type TEXT NOT NULL,
+                        id TEXT NOT NULL,
+                        version INTEGER NOT NULL,
+                        last_updated TEXT NOT NULL,
+                        deleted INTEGER NOT NULL,
+                        method TEXT NOT NULL,
+                        json TEXT,
+                        UNIQUE (type, id, version)
+                    )"""
+                )
+        db["resources"].create(
+            {
+                "type": str,
+                "id": str,
+                "version": int,
+                "last_updated": str,
+                "deleted": int,
+                "method": str,
+                "json": str,
+                "seq": int,
+            },
+            pk=("type", "id"),
+            not_null={"type", "id", "version", "last_updated", "deleted", "method", "seq"},
+            foreign_keys=[("seq", "resource_versions", "seq")],
+            if_not_exists=True,
+        )
+        with connection:
+            connection.execute(
+                "CREATE INDEX IF NOT EXISTS resource_versions_type_seq ON resource_versions (type, seq)"
+            )
+            connection.execute(
+                "CREATE INDEX IF NOT EXISTS resource_versions_last_updated ON resource_versions (last_updated)"
+            )
+            connection.execute(
+                "CREATE INDEX IF NOT EXISTS resources_type_live ON resources (type, deleted)"
+            )
+            connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    finally:
+        connection.close()
+
+
+def _connect(path: str | Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(
+        str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+    )
+    connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    connection.execute("PRAGMA synchronous=FULL")
+    connection.execute("PRAGMA foreign_keys=ON")
+    return connection
+
+
+class SQLiteStore:
+    """The ``Store`` protocol on one SQLite file, safe across threads and processes."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        initialize(self.path)
+        self._idle: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    # -- connections -------------------------------------------------------
+
+    def _acquire(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return _connect(self.path)
+
+    def _release(self, connection: sqlite3.Connection) -> None:
+        with self._lock:
+            self._idle.append(connection)
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """The transaction's connection inside ``atomic()``, a pooled one outside."""
+        current = getattr(self._local, "connection", None)
+        if current is not None:
+            yield current
+            return
+        connection = self._acquire()
+        try:
+            yield connection
+        finally:
+            self._release(connection)
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        current = getattr(self._local, "connection", None)
+        if current is not None:
+            depth = self._local.depth = self._local.depth + 1
+            name = f"nested_{depth}"
+            current.execute(f"SAVEPOINT {name}")
+            try:
+                yield
+            except BaseException:
+                current.execute(f"ROLLBACK TO {name}")
+                current.execute(f"RELEASE {name}")
+                raise
+            else:
+                current.execute(f"RELEASE {name}")
+            finally:
+                self._local.depth = depth - 1
+            return
+        connection = self._acquire()
+        broken = False
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            self._local.connection, self._local.depth = connection, 0
+            try:
+                yield
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            else:
+                connection.execute("COMMIT")
+        except sqlite3.Error:
+            broken = True
+            raise
+        finally:
+            self._local.connection = None
+            if broken:
+                connection.close()
+            else:
+                self._release(connection)
+
+    def close(self) -> None:
+        with self._lock:
+            for connection in self._idle:
+                connection.close()
+            self._idle.clear()
+
+    # -- reads -------------------------------------------------------------
+
+    def now(self) -> str:
+        stamp = format_instant(datetime.now(UTC))
+        with self._connection() as connection:
+            (latest,) = connection.execute("SELECT max(last_updated) FROM resource_versions").fetchone()
+        return latest if latest is not None and latest > stamp else stamp
+
+    def read(self, resource_type: str, id: str) -> StoredVersion | None:
+        with self._connection() as connection:
+            row = connection.execute(
+                f"SELECT {_VERSION_COLUMNS} FROM resources WHERE type = ? AND id = ?", (resource_type, id)
+            ).fetchone()
+        return _row_to_version(row) if row else None
+
+    def vread(self, resource_type: str, id: str, version: int) -> StoredVersion | None:
+        with self._connection() as connection:
+            row = connection.execute(
+                f"SELECT {_VERSION_COLUMNS} FROM resource_versions WHERE type = ? AND id = ? AND version = ?",
+                (resource_type, id, version),
+            ).fetchone()
+        return _row_to_version(row) if row else None
+
+    def history(self, query: HistoryQuery) -> HistoryPage:
+        conditions, params = [], []
+        if query.resource_type is not None:
+            conditions.append("type = ?")
+            params.append(query.resource_type)
+        if query.id is not None:
+            conditions.append("id = ?")
+            params.append(query.id)
+        if query.since is not None:
+            conditions.append("last_updated >= ?")
+            params.append(query.since)
+        where = " AND ".join(conditions) or "1"
+        page_where, page_params = where, list(params)
+        if query.before_seq is not None:
+            page_where += " AND seq < ?"
+            page_params.append(query.before_seq)
+        with self._connection() as connection:
+            rows = connection.execute(
+                f"SELECT {_VERSION_COLUMNS} FROM resource_versions WHERE {page_where} ORDER BY seq DESC LIMIT ?",
+                (*page_params, query.count + 1),
+            ).fetchall()
+            (total,) = connection.execute(f"SELECT count(*) FROM resource_versions WHERE {where}", params).fetchone()
+        versions = tuple(_row_to_version(row) for row in rows[: query.count])
+        return HistoryPage(versions=versions, total=total, has_more=len(rows) > query.count)
+
+    def count(self, resource_type: str | None = None) -> int:
+        with self._connection() as connection:
+            if resource_type is None:
+                row = connection.execute("SELECT count(*) FROM resources WHERE deleted = 0").fetchone()
+            else:
+                row = connection.execute(
+                    "SELECT count(*) FROM resources WHERE type = ? AND deleted = 0", (resource_type,)
+                ).fetchone()
+        return int(row[0])
+
+    def iter_current(self, resource_type: str | None = None) -> Iterator[StoredVersion]:
+        sql = f"SELECT {_VERSION_COLUMNS} FROM resources WHERE deleted = 0"
+        params: tuple = ()
+        if resource_type is not None:
+            sql += " AND type = ?"
+            params = (resource_type,)
+        with self._connection() as connection:
+            rows = connection.execute(sql + " ORDER BY type, id", params).fetchall()
+        for row in rows:
+            yield _row_to_version(row)
+
+    # -- writes ------------------------------------------------------------
+
+    def write(self, version: NewVersion) -> StoredVersion:
+        deleted = int(version.json is None)
+        with self.atomic(), self._connection() as connection:
+            try:
+                cursor = connection.execute(
+                    "INSERT INTO resource_versions (type, id, version, last_updated, deleted, method, json)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        version.resource_type,
+                        version.id,
+                        version.version,
+                        version.last_updated,
+                        deleted,
+                        version.method,
+                        version.json,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise Conflict(
+                    f"Version {version.version} of {version.resource_type}/{version.id} was written concurrently"
+                ) from None
+            seq = cursor.lastrowid
+            connection.execute(
+                "INSERT OR REPLACE INTO resources (type, id, version, last_updated, deleted, method, json, seq)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    version.resource_type,
+                    version.id,
+                    version.version,
+                    version.last_updated,
+                    deleted,
+                    version.method,
+                    version.json,
+                    seq,
+                ),
+            )
+        return StoredVersion(
+            resource_type=version.resource_type,
+            id=version.id,
+            version=version.version,
+            last_updated=version.last_updated,
+            deleted=bool(deleted),
+            json=version.json,
+            method=version.method,
+            seq=seq or 0,
+        )

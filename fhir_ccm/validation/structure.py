@@ -1,0 +1,55 @@
+"""Structural and datatype checks by the ``fhir.resources`` R4B models.
+
+R4 and R4B define CarePlan, Goal, MedicationStatement, CareTeam, Patient and
+Bundle identically; R4-only types without an R4B model cannot be checked this
+way and are refused with 501 until the definition-driven validator covers them.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from fhir.resources.R4B import get_fhir_model_class
+from pydantic import ValidationError
+
+from fhir_ccm.errors import Issue
+
+
+@cache
+def model_class(resource_type: str) -> Any | None:
+    """The R4B model of a type, or ``None`` when R4B has no such type."""
+    try:
+        return get_fhir_model_class(resource_type)
+    except (ValueError, KeyError, ImportError):
+        return None
+
+
+def has_model(resource_type: str) -> bool:
+    return model_class(resource_type) is not None
+
+
+def check_structure(resource: dict[str, Any]) -> list[Issue]:
+    """Problems the R4B model of the resource's type finds."""
+    model = model_class(resource["resourceType"])
+    if model is None:
+        return []
+    try:
+        model.model_validate(resource)
+    except ValidationError as error:
+        return [_issue(resource["resourceType"], detail) for detail in error.errors(include_url=False)]
+    except (ValueError, TypeError, RecursionError) as error:
+        return [Issue("error", "structure", f"The resource is malformed: {error}", (resource["resourceType"],))]
+    return []
+
+
+def _issue(resource_type: str, detail: Any) -> Issue:
+    expression = resource_type
+    for part in detail.get("loc", ()):
+        if isinstance(part, int):
+            expression += f"[{part}]"
+        elif part not in ("root", "__root__") and not part.startswith("function-"):
+            expression += "." + part
+    message = str(detail.get("msg", "invalid")).removeprefix("Value error, ")
+    code = "structure" if detail.get("type") in ("extra_forbidden", "model_validation_format") else "value"
+    return Issue("error", code, message, (expression,))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
@@ -73,4 +74,6 @@ def result_response(result: Result, fmt: ResponseFormat, context: Context, prefe
 
 
 def error_response(status: int, outcome: dict[str, Any], fmt: ResponseFormat | None) -> Response:
-    return body_response(outcome, status, fmt or DEFAULT_FORMAT)
+    """An OperationOutcome; ``_summary`` and ``_elements`` never subset an error."""
+    fmt = replace(fmt or DEFAULT_FORMAT, summary=None, elements=None)
+    return body_response(outcome, status, fmt)

@@ -24,8 +24,10 @@ from fhir_ccm.api.negotiation import (
     response_format,
 )
 from fhir_ccm.api.responses import result_response
+from fhir_ccm.definitions import resource_types
 from fhir_ccm.errors import Invalid, NotSupported
 from fhir_ccm.formats.json_format import parse_json, parse_resource
+from fhir_ccm.formats.summary import check_elements_exist
 from fhir_ccm.formats.xml_format import xml_to_resource
 from fhir_ccm.interactions import Context, Preconditions, Result
 from fhir_ccm.interactions.capabilities import capabilities
@@ -101,12 +103,17 @@ def read_body(allowed: tuple[str, ...] = (JSON, XML)) -> tuple[str, Any]:
 
 
 def respond(result: Result) -> Response:
-    return result_response(result, g.get("fhir_format", DEFAULT_FORMAT), context(), prefer().get("return"))
+    return result_response(result, g.get("fhir_format", DEFAULT_FORMAT), context(), g.prefer.get("return"))
 
 
 @blueprint.before_request
 def negotiate() -> None:
+    """Settle the response format before any interaction runs, so a bad one writes nothing."""
     g.fhir_format = response_format(request.args, request.headers.get("Accept"))
+    g.prefer = prefer()
+    resource_type = (request.view_args or {}).get("resource_type")
+    if g.fhir_format.elements and resource_type in resource_types():
+        check_elements_exist(resource_type, g.fhir_format.elements)
 
 
 # -- handlers ---------------------------------------------------------------

@@ -29,6 +29,15 @@ def parse_elements(value: str | None) -> tuple[str, ...] | None:
     return names
 
 
+def check_elements_exist(resource_type: str, elements: tuple[str, ...]) -> None:
+    """400 for an ``_elements`` name the type does not define, before anything runs."""
+    allowed = properties(resource_type)
+    roots = {prop.path.rsplit(".", 1)[-1].removesuffix("[x]") for prop in allowed.values()}
+    for name in elements:
+        if name not in allowed and name not in roots and name not in ALWAYS_KEPT:
+            raise Invalid(f"_elements: {resource_type} has no element '{name}'")
+
+
 def check_summary(value: str | None, allowed: tuple[str, ...] = SUMMARY_MODES) -> str | None:
     if value is not None and value not in allowed:
         raise Invalid(f"_summary must be one of {', '.join(allowed)}, not '{value}'")
@@ -60,8 +69,6 @@ def _only_elements(resource: dict[str, Any], elements: tuple[str, ...]) -> dict[
             wanted_paths.add(allowed[name].path)
         elif name in choice_roots:
             wanted_paths.add(choice_roots[name])
-        elif name not in ALWAYS_KEPT:
-            raise Invalid(f"_elements: {resource['resourceType']} has no element '{name}'")
     result = {}
     for key, value in resource.items():
         prop = allowed.get(key.lstrip("_"))

@@ -37,6 +37,10 @@ def check_issues(resource: dict[str, Any]) -> list[Issue]:
 
 
 def _covered(issue: Issue, seen: set[tuple[str, ...]]) -> bool:
-    """A model issue below a path the walker already reported adds nothing."""
+    """A model issue above or below a path the walker already reported adds nothing."""
     path = issue.expression[0] if issue.expression else ""
-    return any(expr and (path.startswith(expr[0] + ".") or path.startswith(expr[0] + "[")) for expr in seen)
+    return any(expr and (_within(path, expr[0]) or _within(expr[0], path)) for expr in seen)
+
+
+def _within(path: str, ancestor: str) -> bool:
+    return path.startswith(ancestor + ".") or path.startswith(ancestor + "[")

@@ -1,0 +1,104 @@
+"""The SQLite store: versions, history paging, atomicity, durability settings."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import pytest
+
+from fhir_ccm.errors import Conflict
+from fhir_ccm.store import HistoryQuery, NewVersion
+from fhir_ccm.store.sqlite import SQLiteStore
+
+
+def write(store, id, version, json='{"resourceType":"Patient"}', resource_type="Patient", method="PUT"):
+    with store.atomic():
+        return store.write(NewVersion(resource_type, id, version, store.now(), json, method))
+
+
+def test_write_read_vread(store):
+    write(store, "a", 1, '{"v":1}')
+    write(store, "a", 2, '{"v":2}')
+    assert store.read("Patient", "a").json == '{"v":2}'
+    assert store.vread("Patient", "a", 1).json == '{"v":1}'
+    assert store.read("Patient", "missing") is None
+    assert store.vread("Patient", "a", 3) is None
+
+
+def test_deletion_is_a_version(store):
+    write(store, "a", 1)
+    write(store, "a", 2, json=None, method="DELETE")
+    current = store.read("Patient", "a")
+    assert current.deleted and current.version == 2
+    assert store.count("Patient") == 0
+
+
+def test_a_version_is_written_once(store):
+    write(store, "a", 1)
+    with pytest.raises(Conflict):
+        write(store, "a", 1)
+
+
+def test_atomic_rolls_back_everything(store):
+    with pytest.raises(RuntimeError), store.atomic():
+        write(store, "a", 1)
+        write(store, "b", 1)
+        raise RuntimeError("boom")
+    assert store.read("Patient", "a") is None
+    assert store.history(HistoryQuery()).total == 0
+
+
+def test_nested_atomic_uses_savepoints(store):
+    with store.atomic():
+        write(store, "a", 1)
+        with pytest.raises(RuntimeError), store.atomic():
+            write(store, "b", 1)
+            raise RuntimeError("inner")
+    assert store.read("Patient", "a") is not None
+    assert store.read("Patient", "b") is None
+
+
+def test_last_updated_never_goes_backwards(store):
+    stamps = [write(store, f"p{n}", 1).last_updated for n in range(50)]
+    assert stamps == sorted(stamps)
+
+
+def test_history_paging_by_cursor(store):
+    for n in range(5):
+        write(store, f"p{n}", 1)
+    first = store.history(HistoryQuery(resource_type="Patient", count=2))
+    assert [v.id for v in first.versions] == ["p4", "p3"] and first.has_more and first.total == 5
+    write(store, "late", 1)
+    second = store.history(HistoryQuery(resource_type="Patient", count=2, before_seq=first.versions[-1].seq))
+    assert [v.id for v in second.versions] == ["p2", "p1"]
+
+
+def test_wal_and_full_sync(store, database):
+    connection = sqlite3.connect(database)
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    connection.close()
+    with store._connection() as own:
+        assert own.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_concurrent_writers_from_threads_and_connections(database):
+    stores = [SQLiteStore(database) for _ in range(4)]
+    errors = []
+
+    def writer(store, prefix):
+        try:
+            for n in range(25):
+                write(store, f"{prefix}-{n}", 1)
+        except Exception as error:  # noqa: BLE001 - collected and asserted below
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer, args=(s, f"t{i}")) for i, s in enumerate(stores)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert stores[0].count("Patient") == 100
+    for store in stores:
+        store.close()

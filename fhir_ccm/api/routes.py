@@ -123,8 +123,8 @@ def handle_capabilities() -> Response:
     return respond(
         capabilities(
             context(),
-            type_interactions=[route.interaction for route in ROUTES if route.level == "type"],
-            system_interactions=[route.interaction for route in ROUTES if route.level == "system"],
+            type_interactions=[route.interaction for route in ROUTES if route.level == "type" and route.interaction],
+            system_interactions=[route.interaction for route in ROUTES if route.level == "system" and route.interaction],
             formats=SERVED_FORMATS,
             patch_formats=PATCH_FORMATS,
             started=current_app.extensions["fhir_ccm.started"],

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from fhir_ccm.errors import FhirError, Invalid
-from fhir_ccm.formats.json_format import parse_json, parse_resource
+from fhir_ccm.formats.json_format import parse_resource
 from fhir_ccm.formats.xml_format import xml_to_resource
-from fhir_ccm.interactions import Context
+from fhir_ccm.interactions import LOCAL_CONTEXT, Context
 from fhir_ccm.interactions.create import create
 from fhir_ccm.interactions.update import update
 from fhir_ccm.store import Store
@@ -67,7 +67,7 @@ def _unpacked(resource: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield resource
 
 
-def load_paths(store: Store, paths: Iterable[str | Path], context: Context = Context()) -> LoadReport:
+def load_paths(store: Store, paths: Iterable[str | Path], context: Context = LOCAL_CONTEXT) -> LoadReport:
     """Load every resource under ``paths``; failures are reported, the rest still loads."""
     report = LoadReport()
     assert report.failed is not None

@@ -16,7 +16,7 @@ from gunicorn.app.base import BaseApplication
 from fhir_ccm.config import Config
 
 
-class GunicornServer(BaseApplication):  # type: ignore[misc]
+class GunicornServer(BaseApplication):
     def __init__(self, config: Config) -> None:
         self.fhir_config = config
         super().__init__()

@@ -54,6 +54,15 @@ def test_valid_careplan_has_no_issues():
         ({"_status": {"foo": 1}}, {("structure", "CarePlan._status.foo")}),
         ({"_title": {"id": "a"}}, set()),
         ({"_subject": {"id": "a"}}, {("structure", "CarePlan._subject")}),
+        ({"text": {"status": "generated", "div": "<div>no namespace</div>"}}, {("value", "CarePlan.text.div")}),
+        (
+            {"text": {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">&nbsp;</div>'}},
+            {("value", "CarePlan.text.div")},
+        ),
+        (
+            {"text": {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml"><b>x</div>'}},
+            {("value", "CarePlan.text.div")},
+        ),
     ],
 )
 def test_careplan_rules(change, expected):

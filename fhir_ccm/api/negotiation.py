@@ -85,7 +85,9 @@ def choose_media_type(accept: str | None) -> str:
             return FHIR_JSON
         if media_type == "text/*":
             return "text/xml"
-    raise NotAcceptable(f"None of the accepted media types can be produced; this server serves {', '.join(SERVED_FORMATS)}")
+    raise NotAcceptable(
+        f"None of the accepted media types can be produced; this server serves {', '.join(SERVED_FORMATS)}"
+    )
 
 
 def response_format(args: Mapping[str, str], accept: str | None) -> ResponseFormat:
@@ -102,7 +104,9 @@ def response_format(args: Mapping[str, str], accept: str | None) -> ResponseForm
         raise Invalid(f"_pretty must be true or false, not '{pretty}'")
     return ResponseFormat(
         kind=MEDIA_TYPES[media_type],
-        media_type=media_type if media_type in SERVED_FORMATS else (FHIR_JSON if MEDIA_TYPES[media_type] == JSON else FHIR_XML),
+        media_type=media_type
+        if media_type in SERVED_FORMATS
+        else (FHIR_JSON if MEDIA_TYPES[media_type] == JSON else FHIR_XML),
         pretty=pretty == "true",
         summary=check_summary(args.get("_summary")),
         elements=parse_elements(args.get("_elements")),

@@ -41,7 +41,9 @@ def _subset(value: dict[str, Any], fmt: ResponseFormat) -> dict[str, Any]:
         return value
     if value.get("resourceType") == "Bundle" and value.get("type") in BUNDLE_ENTRY_SUBSETS:
         entries = [
-            {**entry, "resource": subset(entry["resource"], fmt.summary, fmt.elements)} if "resource" in entry else entry
+            {**entry, "resource": subset(entry["resource"], fmt.summary, fmt.elements)}
+            if "resource" in entry
+            else entry
             for entry in value.get("entry", [])
         ]
         return {**value, "entry": entries} if entries else value

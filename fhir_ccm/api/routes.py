@@ -49,7 +49,8 @@ PREFER_RETURN = ("minimal", "representation", "OperationOutcome")
 
 
 def store() -> Store:
-    return current_app.extensions["fhir_ccm.store"]  # type: ignore[no-any-return]
+    store: Store = current_app.extensions["fhir_ccm.store"]
+    return store
 
 
 def context() -> Context:
@@ -124,7 +125,9 @@ def handle_capabilities() -> Response:
         capabilities(
             context(),
             type_interactions=[route.interaction for route in ROUTES if route.level == "type" and route.interaction],
-            system_interactions=[route.interaction for route in ROUTES if route.level == "system" and route.interaction],
+            system_interactions=[
+                route.interaction for route in ROUTES if route.level == "system" and route.interaction
+            ],
             formats=SERVED_FORMATS,
             patch_formats=PATCH_FORMATS,
             started=current_app.extensions["fhir_ccm.started"],

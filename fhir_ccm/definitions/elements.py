@@ -149,6 +149,4 @@ def resource_properties(resource_type: str) -> dict[str, Property]:
 @cache
 def known_types() -> frozenset[str]:
     """Every type (resource, datatype, primitive) that has a base definition."""
-    return frozenset(
-        sd["type"] for url, sd in structure_definitions().items() if url == CORE_PREFIX + sd["type"]
-    )
+    return frozenset(sd["type"] for url, sd in structure_definitions().items() if url == CORE_PREFIX + sd["type"])

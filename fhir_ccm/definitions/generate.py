@@ -110,9 +110,7 @@ def required_value_sets(structures: Iterable[dict[str, Any]]) -> set[str]:
     return urls
 
 
-def close_value_sets(
-    wanted: set[str], value_sets: dict[str, dict[str, Any]]
-) -> tuple[set[str], set[str]]:
+def close_value_sets(wanted: set[str], value_sets: dict[str, dict[str, Any]]) -> tuple[set[str], set[str]]:
     """Follow ``compose.include.valueSet`` imports; return ValueSet and CodeSystem urls."""
     pending, seen, systems = list(wanted), set(), set()
     while pending:

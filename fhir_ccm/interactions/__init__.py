@@ -48,3 +48,7 @@ class Result:
     @property
     def etag(self) -> str | None:
         return f'W/"{self.stored.version}"' if self.stored else None
+
+
+NO_PRECONDITIONS = Preconditions()
+LOCAL_CONTEXT = Context()

@@ -31,7 +31,9 @@ def capabilities(
     unwritable = set(unwritable_types())
     resources = []
     for resource_type in sorted(resource_types()):
-        codes = [code for code in type_interactions if resource_type not in unwritable or code not in WRITE_INTERACTIONS]
+        codes = [
+            code for code in type_interactions if resource_type not in unwritable or code not in WRITE_INTERACTIONS
+        ]
         entry: dict[str, Any] = {
             "type": resource_type,
             "profile": f"http://hl7.org/fhir/StructureDefinition/{resource_type}",

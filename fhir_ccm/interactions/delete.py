@@ -6,14 +6,14 @@ history keeps every earlier version, and an update can bring the resource back.
 
 from __future__ import annotations
 
-from fhir_ccm.interactions import Context, Preconditions, Result
+from fhir_ccm.interactions import NO_PRECONDITIONS, Context, Preconditions, Result
 from fhir_ccm.interactions.resource_types import require_id, require_type
 from fhir_ccm.interactions.versions import check_if_match, write_deletion
 from fhir_ccm.store import Store
 
 
 def delete(
-    store: Store, context: Context, resource_type: str, id: str, preconditions: Preconditions = Preconditions()
+    store: Store, context: Context, resource_type: str, id: str, preconditions: Preconditions = NO_PRECONDITIONS
 ) -> Result:
     """204 whether or not the resource existed, as the spec allows; nothing is written twice."""
     require_type(resource_type)

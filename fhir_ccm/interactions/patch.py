@@ -9,7 +9,7 @@ import jsonpointer
 
 from fhir_ccm.errors import Gone, Invalid, NotFound, Unprocessable
 from fhir_ccm.formats.json_format import parse_json
-from fhir_ccm.interactions import Context, Preconditions, Result
+from fhir_ccm.interactions import NO_PRECONDITIONS, Context, Preconditions, Result
 from fhir_ccm.interactions.resource_types import require_id, require_writable_type
 from fhir_ccm.interactions.update import check_body_matches_url
 from fhir_ccm.interactions.versions import check_if_match, same_content, write_resource
@@ -43,7 +43,7 @@ def patch(
     resource_type: str,
     id: str,
     document: Any,
-    preconditions: Preconditions = Preconditions(),
+    preconditions: Preconditions = NO_PRECONDITIONS,
 ) -> Result:
     """Apply a JSON Patch to the current version and store the result as the next one."""
     require_writable_type(resource_type)

@@ -6,14 +6,14 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 
 from fhir_ccm.errors import Gone, Invalid, NotFound
-from fhir_ccm.interactions import Context, Preconditions, Result
+from fhir_ccm.interactions import NO_PRECONDITIONS, Context, Preconditions, Result
 from fhir_ccm.interactions.resource_types import require_id, require_type
 from fhir_ccm.interactions.versions import parse_etag
 from fhir_ccm.store import Store, StoredVersion
 
 
 def read(
-    store: Store, context: Context, resource_type: str, id: str, preconditions: Preconditions = Preconditions()
+    store: Store, context: Context, resource_type: str, id: str, preconditions: Preconditions = NO_PRECONDITIONS
 ) -> Result:
     """The current version; 410 once deleted; 304 when the client's copy is current."""
     require_type(resource_type)

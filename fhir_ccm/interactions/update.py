@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_ccm.errors import Invalid
-from fhir_ccm.interactions import Context, Preconditions, Result
+from fhir_ccm.interactions import NO_PRECONDITIONS, Context, Preconditions, Result
 from fhir_ccm.interactions.resource_types import require_id, require_writable_type
 from fhir_ccm.interactions.versions import check_if_match, same_content, write_resource
 from fhir_ccm.store import Store
@@ -31,7 +31,7 @@ def update(
     resource_type: str,
     id: str,
     resource: dict[str, Any],
-    preconditions: Preconditions = Preconditions(),
+    preconditions: Preconditions = NO_PRECONDITIONS,
     method: str = "PUT",
 ) -> Result:
     """Write the next version; 201 when this creates the resource, 200 otherwise.

@@ -49,9 +49,7 @@ def same_content(resource: dict[str, Any], current: StoredVersion | None) -> boo
     if current is None or current.deleted or current.json is None:
         return False
     stored = parse_json(current.json)
-    return canonical_json(content_without_server_meta(resource)) == canonical_json(
-        content_without_server_meta(stored)
-    )
+    return canonical_json(content_without_server_meta(resource)) == canonical_json(content_without_server_meta(stored))
 
 
 def stamp(resource: dict[str, Any], id: str, version: int, last_updated: str) -> dict[str, Any]:
@@ -74,12 +72,8 @@ def write_resource(
     version = current.version + 1 if current else 1
     last_updated = store.now()
     stamped = stamp(resource, id, version, last_updated)
-    return store.write(
-        NewVersion(resource["resourceType"], id, version, last_updated, dump_json(stamped), method)
-    )
+    return store.write(NewVersion(resource["resourceType"], id, version, last_updated, dump_json(stamped), method))
 
 
 def write_deletion(store: Store, current: StoredVersion) -> StoredVersion:
-    return store.write(
-        NewVersion(current.resource_type, current.id, current.version + 1, store.now(), None, "DELETE")
-    )
+    return store.write(NewVersion(current.resource_type, current.id, current.version + 1, store.now(), None, "DELETE"))

@@ -65,7 +65,7 @@ def initialize(path: str | Path) -> None:
                         UNIQUE (type, id, version)
                     )"""
                 )
-        db["resources"].create(
+        db.table("resources").create(
             {
                 "type": str,
                 "id": str,
@@ -82,15 +82,11 @@ def initialize(path: str | Path) -> None:
             if_not_exists=True,
         )
         with connection:
-            connection.execute(
-                "CREATE INDEX IF NOT EXISTS resource_versions_type_seq ON resource_versions (type, seq)"
-            )
+            connection.execute("CREATE INDEX IF NOT EXISTS resource_versions_type_seq ON resource_versions (type, seq)")
             connection.execute(
                 "CREATE INDEX IF NOT EXISTS resource_versions_last_updated ON resource_versions (last_updated)"
             )
-            connection.execute(
-                "CREATE INDEX IF NOT EXISTS resources_type_live ON resources (type, deleted)"
-            )
+            connection.execute("CREATE INDEX IF NOT EXISTS resources_type_live ON resources (type, deleted)")
             connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     finally:
         connection.close()
@@ -211,7 +207,8 @@ class SQLiteStore:
         return _row_to_version(row) if row else None
 
     def history(self, query: HistoryQuery) -> HistoryPage:
-        conditions, params = [], []
+        conditions: list[str] = []
+        params: list[object] = []
         if query.resource_type is not None:
             conditions.append("type = ?")
             params.append(query.resource_type)
@@ -222,7 +219,7 @@ class SQLiteStore:
             conditions.append("last_updated >= ?")
             params.append(query.since)
         where = " AND ".join(conditions) or "1"
-        page_where, page_params = where, list(params)
+        page_where, page_params = where, list[object](params)
         if query.before_seq is not None:
             page_where += " AND seq < ?"
             page_params.append(query.before_seq)

@@ -5,6 +5,7 @@
 - ``code`` elements bound ``required`` hold a code of the ValueSet;
 - no empty strings, arrays or objects, no ``null`` outside primitive companions;
 - no control characters other than tab, CR and LF in any string;
+- the narrative ``div`` is well-formed XHTML (so XML can always be served);
 - nesting stays within ``MAX_DEPTH``.
 
 Every problem is reported with a FHIRPath-style ``expression``
@@ -19,6 +20,7 @@ from typing import Any
 from fhir_ccm.definitions import resource_types
 from fhir_ccm.definitions.elements import Property, properties
 from fhir_ccm.errors import Issue
+from fhir_ccm.formats.xml_format import narrative_problem
 from fhir_ccm.validation.valuesets import expand_codes
 
 MAX_DEPTH = 64
@@ -117,6 +119,10 @@ class _Walker:
             self.error("value", "Empty strings are not allowed", path)
         if _CONTROL.search(item):
             self.error("value", "The string contains control characters", path)
+        if prop.type_code == "xhtml":
+            problem = narrative_problem(item)
+            if problem:
+                self.error("value", problem.replace("div ", "The narrative ", 1), path)
         if prop.type_code == "code" and prop.binding_strength == "required" and prop.value_set:
             codes = expand_codes(prop.value_set)
             if codes is not None and item not in codes:

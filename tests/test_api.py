@@ -33,9 +33,7 @@ def post(client, resource_type, resource, **headers):
 
 
 def put(client, resource_type, id, resource, **headers):
-    return client.put(
-        f"/fhir/{resource_type}/{id}", data=json.dumps(resource), content_type=FHIR_JSON, headers=headers
-    )
+    return client.put(f"/fhir/{resource_type}/{id}", data=json.dumps(resource), content_type=FHIR_JSON, headers=headers)
 
 
 def created_id(response) -> str:

@@ -1,8 +1,9 @@
 """Structural and datatype checks by the ``fhir.resources`` R4B models.
 
 R4 and R4B define CarePlan, Goal, MedicationStatement, CareTeam, Patient and
-Bundle identically; R4-only types without an R4B model cannot be checked this
-way and are refused with 501 until the definition-driven validator covers them.
+Bundle identically. R4-only types without an R4B model, and the two types R4B
+redefined, cannot be checked this way and are refused with 501 until the
+definition-driven validator covers them.
 """
 
 from __future__ import annotations
@@ -16,9 +17,16 @@ from pydantic import ValidationError
 from fhir_ccm.errors import Issue
 
 
+# R4 types whose R4B model has other elements (R4B redefined them): their R4B
+# model would refuse valid R4 content, so they are treated as having no model.
+REDEFINED_IN_R4B = frozenset({"Evidence", "EvidenceVariable"})
+
+
 @cache
 def model_class(resource_type: str) -> Any | None:
-    """The R4B model of a type, or ``None`` when R4B has no such type."""
+    """The R4B model of a type, or ``None`` when R4B has no such type or redefined it."""
+    if resource_type in REDEFINED_IN_R4B:
+        return None
     try:
         return get_fhir_model_class(resource_type)
     except (ValueError, KeyError, ImportError):

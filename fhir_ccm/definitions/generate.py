@@ -38,18 +38,23 @@ PACKAGE_IN_WHEEL = "google/fhir/r4/data/hl7.fhir.r4.core.tgz"
 DATA_DIR = Path(__file__).parent / "data"
 
 # Fields that only document; the server and the validator never read them.
-DOCUMENTATION_FIELDS = {
-    "text",
-    "mapping",
-    "definition",
-    "comment",
-    "requirements",
-    "alias",
-    "example",
-    "contact",
-    "xpath",
-    "xpathUsageType",
-}
+DOCUMENTATION_FIELDS = frozenset(
+    {
+        "text",
+        "mapping",
+        "definition",
+        "comment",
+        "requirements",
+        "alias",
+        "example",
+        "contact",
+        "xpath",
+        "xpathUsageType",
+    }
+)
+# In a SearchParameter, ``component.definition`` names the parameter a composite
+# is made of: not documentation.
+SEARCH_PARAMETER_DOCUMENTATION = DOCUMENTATION_FIELDS - {"definition"}
 STRUCTURE_KINDS = {"resource", "complex-type", "primitive-type"}
 
 
@@ -76,12 +81,12 @@ def read_package(tgz: bytes) -> Iterator[dict[str, Any]]:
                 yield data
 
 
-def strip_documentation(value: Any) -> Any:
+def strip_documentation(value: Any, fields: frozenset[str] = DOCUMENTATION_FIELDS) -> Any:
     """Drop documentation-only fields at every level."""
     if isinstance(value, dict):
-        return {k: strip_documentation(v) for k, v in value.items() if k not in DOCUMENTATION_FIELDS}
+        return {k: strip_documentation(v, fields) for k, v in value.items() if k not in fields}
     if isinstance(value, list):
-        return [strip_documentation(v) for v in value]
+        return [strip_documentation(v, fields) for v in value]
     return value
 
 
@@ -152,7 +157,7 @@ def generate(tgz: bytes, out_dir: Path = DATA_DIR) -> None:
     write_ndjson(out_dir / "structure-definitions.ndjson", structures)
     write_ndjson(
         out_dir / "search-parameters.ndjson",
-        by_url(strip_documentation(sp) for sp in by_type["SearchParameter"]),
+        by_url(strip_documentation(sp, SEARCH_PARAMETER_DOCUMENTATION) for sp in by_type["SearchParameter"]),
     )
     write_ndjson(
         out_dir / "compartment-definitions.ndjson",

@@ -1,0 +1,1 @@
+"""Benchmarks of fhir-ccm over HTTP: ``python -m bench [SUITE...]``; see README.md."""

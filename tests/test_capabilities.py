@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fhir_ccm.api.routes import ROUTES
 from fhir_ccm.definitions import resource_types
+from fhir_ccm.search.parameters import parameters_for
+from fhir_ccm.search.parse import MODIFIERS, parse_criterion
 
 
 def test_metadata(client):
@@ -17,7 +19,7 @@ def test_metadata(client):
     assert statement["patchFormat"] == ["application/json-patch+json"]
     rest = statement["rest"][0]
     assert {r["type"] for r in rest["resource"]} == resource_types()
-    assert [i["code"] for i in rest["interaction"]] == ["history-system"]
+    assert {i["code"] for i in rest["interaction"]} == {"history-system", "search-system"}
 
 
 def test_interactions_listed_are_the_routes_served(client):
@@ -25,9 +27,38 @@ def test_interactions_listed_are_the_routes_served(client):
     careplan = next(r for r in statement["rest"][0]["resource"] if r["type"] == "CarePlan")
     served = {route.interaction for route in ROUTES if route.level == "type" and route.interaction}
     assert {i["code"] for i in careplan["interaction"]} == served
-    assert served == {"create", "read", "vread", "update", "patch", "delete", "history-instance", "history-type"}
+    assert served == {
+        "create",
+        "read",
+        "vread",
+        "update",
+        "patch",
+        "delete",
+        "history-instance",
+        "history-type",
+        "search-type",
+    }
     assert careplan["versioning"] == "versioned-update" and careplan["updateCreate"] is True
-    assert "searchParam" not in careplan  # search is not served yet, so none is claimed
+
+
+def test_search_parameters_listed_are_exactly_those_the_search_code_honours(client):
+    statement = client.get("/fhir/metadata").get_json()
+    for entry in statement["rest"][0]["resource"]:
+        listed = {p["name"]: p for p in entry["searchParam"]}
+        honoured = parameters_for(entry["type"])
+        assert set(listed) == set(honoured), entry["type"]
+        for code, param in honoured.items():
+            assert listed[code]["type"] == param.type
+            for modifier in MODIFIERS[param.type]:
+                assert f":{modifier}" in listed[code]["documentation"]
+            # and the parser accepts every value listed
+            parse_criterion(f"{code}:missing", "true", (entry["type"],))
+    careplan = next(r for r in statement["rest"][0]["resource"] if r["type"] == "CarePlan")
+    assert {"patient", "subject", "status", "date", "category", "care-team", "_id", "_lastUpdated"} <= {
+        p["name"] for p in careplan["searchParam"]
+    }
+    assert "CarePlan:subject" in careplan["searchInclude"]
+    assert "Provenance:target" in careplan["searchRevInclude"]
 
 
 def test_unwritable_types_are_documented(client):
@@ -45,8 +76,5 @@ def test_metadata_in_xml(client):
 
 
 def test_unserved_interactions_answer_501_not_silence(client):
-    search = client.get("/fhir/CarePlan?patient=1")
-    assert search.status_code == 501
-    assert search.get_json()["resourceType"] == "OperationOutcome"
     batch = client.post("/fhir", json={"resourceType": "Bundle", "type": "batch"})
     assert batch.status_code == 501

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fhir_ccm.errors import Invalid, NotAcceptable, UnsupportedMediaType
-from fhir_ccm.formats.summary import check_summary, parse_elements
+from fhir_ccm.formats.summary import SUMMARY_MODES, check_summary, parse_elements
 
 JSON, XML = "json", "xml"
 FHIR_JSON, FHIR_XML = "application/fhir+json", "application/fhir+xml"
@@ -108,7 +108,7 @@ def response_format(args: Mapping[str, str], accept: str | None) -> ResponseForm
         if media_type in SERVED_FORMATS
         else (FHIR_JSON if MEDIA_TYPES[media_type] == JSON else FHIR_XML),
         pretty=pretty == "true",
-        summary=check_summary(args.get("_summary")),
+        summary=check_summary(args.get("_summary"), SUMMARY_MODES + ("count",)),
         elements=parse_elements(args.get("_elements")),
     )
 

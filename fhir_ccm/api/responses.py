@@ -53,7 +53,9 @@ def _subset(value: dict[str, Any], fmt: ResponseFormat) -> dict[str, Any]:
 def result_response(result: Result, fmt: ResponseFormat, context: Context, prefer_return: str | None) -> Response:
     """The response for a successful interaction, honouring ``Prefer: return=``."""
     stored = result.stored
-    if result.status in (204, 304) or (result.stored is None and result.resource is None):
+    if result.json is not None:
+        response = body_response(result.json, result.status, fmt)
+    elif result.status in (204, 304) or (result.stored is None and result.resource is None):
         response = Response(status=result.status)
     elif prefer_return == "minimal" and stored is not None and result.resource is None:
         response = Response(status=result.status)

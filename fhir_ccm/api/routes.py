@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, current_app, g, request
 
@@ -37,11 +38,14 @@ from fhir_ccm.interactions.history import history
 from fhir_ccm.interactions.patch import patch
 from fhir_ccm.interactions.read import read, vread
 from fhir_ccm.interactions.resource_types import require_type
+from fhir_ccm.interactions.search import search_compartment, search_system, search_type
 from fhir_ccm.interactions.update import update
 from fhir_ccm.store import Store
 
 blueprint = Blueprint("fhir", __name__)
 PATCH_FORMATS = (JSON_PATCH,)
+FORMAT_ONLY = frozenset({"_format", "_pretty"})
+SEARCH_ENDPOINTS = frozenset({"handle_search_type", "handle_search_system", "handle_search_compartment"})
 PREFER_RETURN = ("minimal", "representation", "OperationOutcome")
 
 
@@ -112,6 +116,9 @@ def negotiate() -> None:
     """Settle the response format before any interaction runs, so a bad one writes nothing."""
     g.fhir_format = response_format(request.args, request.headers.get("Accept"))
     g.prefer = prefer()
+    is_search = (request.endpoint or "").rsplit(".", 1)[-1].rsplit("_", 1)[0] in SEARCH_ENDPOINTS
+    if g.fhir_format.summary == "count" and not is_search:
+        raise Invalid("_summary=count applies to searches only")
     resource_type = (request.view_args or {}).get("resource_type")
     if g.fhir_format.elements and resource_type in resource_types():
         check_elements_exist(resource_type, g.fhir_format.elements)
@@ -177,9 +184,32 @@ def handle_delete(resource_type: str, id: str) -> Response:
     return respond(delete(store(), context(), resource_type, id, preconditions()))
 
 
+def search_params() -> list[tuple[str, str]]:
+    """Query parameters, plus the form body of ``POST _search``, in order."""
+    params = list(request.args.items(multi=True))
+    if request.method == "POST":
+        data = request.get_data(cache=False, as_text=False)
+        body_kind(request.headers.get("Content-Type"), data or b"x", allowed=("form",))
+        params += parse_qsl(data.decode("utf-8", errors="strict"), keep_blank_values=True)
+    return [(name, value) for name, value in params if name not in FORMAT_ONLY]
+
+
+def lenient() -> bool:
+    return g.prefer.get("handling") == "lenient"
+
+
 def handle_search_type(resource_type: str) -> Response:
-    require_type(resource_type)
-    raise NotSupported("Search is not supported by this server yet")
+    return respond(search_type(store(), context(), resource_type, search_params(), lenient()))
+
+
+def handle_search_system() -> Response:
+    return respond(search_system(store(), context(), search_params(), lenient()))
+
+
+def handle_search_compartment(compartment: str, compartment_id: str, resource_type: str) -> Response:
+    return respond(
+        search_compartment(store(), context(), compartment, compartment_id, resource_type, search_params(), lenient())
+    )
 
 
 def handle_batch() -> Response:
@@ -203,7 +233,11 @@ ROUTES: tuple[Route, ...] = (
     Route("/_history", "GET", handle_history_system, "history-system", "system"),
     Route("/", "POST", handle_batch, "", "system"),
     Route("/<resource_type>", "POST", handle_create, "create", "type"),
-    Route("/<resource_type>", "GET", handle_search_type, "", "type"),
+    Route("/<resource_type>", "GET", handle_search_type, "search-type", "type"),
+    Route("/<resource_type>/_search", "POST", handle_search_type, "", "type"),
+    Route("/", "GET", handle_search_system, "search-system", "system"),
+    Route("/_search", "POST", handle_search_system, "", "system"),
+    Route("/<compartment>/<compartment_id>/<resource_type>", "GET", handle_search_compartment, "", "type"),
     Route("/<resource_type>/_history", "GET", handle_history_type, "history-type", "type"),
     Route("/<resource_type>/<id>", "GET", handle_read, "read", "type"),
     Route("/<resource_type>/<id>", "PUT", handle_update, "update", "type"),
@@ -216,7 +250,7 @@ ROUTES: tuple[Route, ...] = (
 for _route in ROUTES:
     blueprint.add_url_rule(
         _route.rule,
-        endpoint=f"{_route.handler.__name__}",
+        endpoint=f"{_route.handler.__name__}_{_route.method.lower()}",
         view_func=_route.handler,
         methods=[_route.method],
         strict_slashes=False,

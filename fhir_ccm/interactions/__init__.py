@@ -41,6 +41,7 @@ class Result:
     status: int
     stored: StoredVersion | None = None
     resource: dict[str, Any] | None = None
+    json: str | None = None  # a generated body already serialized as JSON (a searchset Bundle)
     location: bool = False
     message: str = ""
     headers: dict[str, str] = field(default_factory=dict)

@@ -8,7 +8,7 @@ from typing import Any
 from fhir_ccm.errors import Invalid
 from fhir_ccm.interactions import Context, Result
 from fhir_ccm.interactions.resource_types import require_writable_type
-from fhir_ccm.interactions.versions import write_resource
+from fhir_ccm.interactions.versions import prepare_resource, write_resource
 from fhir_ccm.store import Store
 
 
@@ -24,6 +24,7 @@ def create(store: Store, context: Context, resource_type: str, resource: dict[st
             f"The body is a {resource.get('resourceType')} but the URL is for {resource_type}",
             expression="resourceType",
         )
+    prepared = prepare_resource(resource, str(uuid.uuid4()))
     with store.atomic():
-        stored = write_resource(store, resource, str(uuid.uuid4()), None, "POST")
+        stored = write_resource(store, prepared, None, "POST")
     return Result(201, stored, location=True, message=f"Created {resource_type}/{stored.id}")

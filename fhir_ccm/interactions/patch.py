@@ -7,14 +7,15 @@ from typing import Any
 import jsonpatch
 import jsonpointer
 
-from fhir_ccm.errors import Gone, Invalid, NotFound, Unprocessable
+from fhir_ccm.errors import Conflict, Gone, Invalid, NotFound, Unprocessable
 from fhir_ccm.formats.json_format import parse_json
 from fhir_ccm.interactions import NO_PRECONDITIONS, Context, Preconditions, Result
 from fhir_ccm.interactions.resource_types import require_id, require_writable_type
 from fhir_ccm.interactions.update import check_body_matches_url
-from fhir_ccm.interactions.versions import check_if_match, same_content, write_resource
+from fhir_ccm.interactions.versions import check_if_match, prepare_resource, same_content, write_resource
 from fhir_ccm.store import Store
 
+MAX_ATTEMPTS = 5
 PATCH_OPERATIONS = frozenset({"add", "remove", "replace", "move", "copy", "test"})
 
 
@@ -45,11 +46,15 @@ def patch(
     document: Any,
     preconditions: Preconditions = NO_PRECONDITIONS,
 ) -> Result:
-    """Apply a JSON Patch to the current version and store the result as the next one."""
+    """Apply a JSON Patch to the current version and store the result as the next one.
+
+    The patched resource is validated outside the write lock; if another write
+    lands meanwhile, the patch is applied again to the newer version.
+    """
     require_writable_type(resource_type)
     require_id(id)
     operations = parse_patch(document)
-    with store.atomic():
+    for _ in range(MAX_ATTEMPTS):
         current = store.read(resource_type, id)
         if current is None:
             raise NotFound(f"{resource_type}/{id} is not known")
@@ -65,5 +70,11 @@ def patch(
         check_body_matches_url(patched, resource_type, id)
         if same_content(patched, current):
             return Result(200, current, message=f"{resource_type}/{id} is unchanged")
-        stored = write_resource(store, patched, id, current, "PATCH")
-    return Result(200, stored, location=True, message=f"Patched {resource_type}/{id}")
+        prepared = prepare_resource(patched, id)
+        with store.atomic():
+            latest = store.read(resource_type, id)
+            if latest is None or latest.version != current.version:
+                continue  # written meanwhile: apply the patch again to the new version
+            stored = write_resource(store, prepared, latest, "PATCH")
+        return Result(200, stored, location=True, message=f"Patched {resource_type}/{id}")
+    raise Conflict(f"{resource_type}/{id} kept changing while the patch was applied; try again")

@@ -7,7 +7,7 @@ from typing import Any
 from fhir_ccm.errors import Invalid
 from fhir_ccm.interactions import NO_PRECONDITIONS, Context, Preconditions, Result
 from fhir_ccm.interactions.resource_types import require_id, require_writable_type
-from fhir_ccm.interactions.versions import check_if_match, same_content, write_resource
+from fhir_ccm.interactions.versions import check_if_match, prepare_resource, same_content, write_resource
 from fhir_ccm.store import Store
 
 
@@ -42,12 +42,13 @@ def update(
     require_writable_type(resource_type)
     require_id(id)
     check_body_matches_url(resource, resource_type, id)
+    prepared = prepare_resource(resource, id)
     with store.atomic():
         current = store.read(resource_type, id)
         check_if_match(preconditions.if_match, current)
         if same_content(resource, current):
             return Result(200, current, message=f"{resource_type}/{id} is unchanged")
-        stored = write_resource(store, resource, id, current, method)
+        stored = write_resource(store, prepared, current, method)
     created = current is None or current.deleted
     return Result(
         201 if created else 200,

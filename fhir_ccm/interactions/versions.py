@@ -7,15 +7,26 @@ up from 1 per resource; an update that changes nothing writes nothing.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from fhir_ccm.errors import Invalid, PreconditionFailed
 from fhir_ccm.formats.json_format import canonical_json, dump_json, parse_json
+from fhir_ccm.search.extract import extract_rows
+from fhir_ccm.search.rows import DateRow, IndexRow
 from fhir_ccm.store import NewVersion, Store, StoredVersion
 from fhir_ccm.validation import validate_resource
 
 _ETAG = re.compile(r'\s*(?:W/)?"?([0-9]+)"?\s*')
 SERVER_META = ("versionId", "lastUpdated")
+LAST_UPDATED = "_lastUpdated"
+
+
+def instant_millis(instant: str) -> int:
+    """Epoch milliseconds of a stored instant (``2026-11-23T15:43:38.123Z``)."""
+    moment = datetime.fromisoformat(instant.replace("Z", "+00:00"))
+    return int(moment.timestamp() * 1000)
 
 
 def parse_etag(value: str) -> int:
@@ -64,15 +75,34 @@ def stamp(resource: dict[str, Any], id: str, version: int, last_updated: str) ->
     return stamped
 
 
-def write_resource(
-    store: Store, resource: dict[str, Any], id: str, current: StoredVersion | None, method: str
-) -> StoredVersion:
-    """Validate and store ``resource`` as the next version; call inside ``store.atomic()``."""
+@dataclass(frozen=True)
+class PreparedResource:
+    """A resource that passed its checks, with its search index rows: ready to be stamped and stored."""
+
+    resource: dict[str, Any]
+    id: str
+    index: tuple[IndexRow, ...]
+
+
+def prepare_resource(resource: dict[str, Any], id: str) -> PreparedResource:
+    """Validate and index a resource; done before the write transaction, which it never needs."""
     validate_resource(resource)
+    content = content_without_server_meta({**resource, "id": id})
+    rows = tuple(row for row in extract_rows(content) if row.param != LAST_UPDATED)
+    return PreparedResource(resource, id, rows)
+
+
+def write_resource(
+    store: Store, prepared: PreparedResource, current: StoredVersion | None, method: str
+) -> StoredVersion:
+    """Store a prepared resource as the next version; call inside ``store.atomic()``."""
     version = current.version + 1 if current else 1
     last_updated = store.now()
-    stamped = stamp(resource, id, version, last_updated)
-    return store.write(NewVersion(resource["resourceType"], id, version, last_updated, dump_json(stamped), method))
+    stamped = stamp(prepared.resource, prepared.id, version, last_updated)
+    moment = instant_millis(last_updated)
+    rows = (*prepared.index, DateRow(LAST_UPDATED, moment, moment))
+    resource_type = prepared.resource["resourceType"]
+    return store.write(NewVersion(resource_type, prepared.id, version, last_updated, dump_json(stamped), method, rows))
 
 
 def write_deletion(store: Store, current: StoredVersion) -> StoredVersion:

@@ -8,10 +8,13 @@ transaction, so concurrent clients cannot interleave between check and write.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
+
+from fhir_ccm.search.parse import SearchQuery
+from fhir_ccm.search.rows import IndexRow
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class NewVersion:
     last_updated: str
     json: str | None  # None writes a deletion
     method: str
+    index: tuple[IndexRow, ...] = ()  # search index rows of this version (none for a deletion)
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,17 @@ class HistoryPage:
     has_more: bool
 
 
+@dataclass(frozen=True)
+class SearchPage:
+    """One page of search results: the matches in order, what _include/_revinclude added."""
+
+    matches: tuple[StoredVersion, ...]
+    included: tuple[StoredVersion, ...]
+    total: int | None
+    snapshot: str | None  # names the stored result list when there are more pages
+    offset: int
+
+
 class Store(Protocol):
     def atomic(self) -> AbstractContextManager[None]:
         """A write transaction, taken for writing up front; nested calls use savepoints."""
@@ -73,6 +88,12 @@ class Store(Protocol):
     def write(self, version: NewVersion) -> StoredVersion: ...
 
     def history(self, query: HistoryQuery) -> HistoryPage: ...
+
+    def search(self, query: SearchQuery, base_url: str = "") -> SearchPage:
+        """Run a parsed search; raises Gone when a paging snapshot has expired."""
+
+    def find_ids(self, id: str, resource_types: Sequence[str]) -> list[str]:
+        """The types among ``resource_types`` under which a live resource ``id`` exists."""
 
     def count(self, resource_type: str | None = None) -> int:
         """How many live (not deleted) resources are stored."""

@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlite_utils
 
-from fhir_ccm.errors import Conflict
-from fhir_ccm.store import HistoryPage, HistoryQuery, NewVersion, StoredVersion
+from fhir_ccm.errors import Conflict, Gone
+from fhir_ccm.search.parse import Include, SearchQuery
+from fhir_ccm.search.sql import Fragment, SqlBuilder
+from fhir_ccm.store import HistoryPage, HistoryQuery, NewVersion, SearchPage, StoredVersion
+from fhir_ccm.store.snapshots import Key, SnapshotStore
+from fhir_ccm.store.sqlite_index import create_index_tables, replace_rows
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 30_000
@@ -54,7 +58,7 @@ def initialize(path: str | Path) -> None:
             with connection:
                 connection.execute(
                     """CREATE TABLE IF NOT EXISTS resource_versions (
-                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        seq INTEGER PRIMARY KEY,
                         type TEXT NOT NULL,
                         id TEXT NOT NULL,
                         version INTEGER NOT NULL,
@@ -87,6 +91,7 @@ def initialize(path: str | Path) -> None:
                 "CREATE INDEX IF NOT EXISTS resource_versions_last_updated ON resource_versions (last_updated)"
             )
             connection.execute("CREATE INDEX IF NOT EXISTS resources_type_live ON resources (type, deleted)")
+            create_index_tables(connection)
             connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     finally:
         connection.close()
@@ -111,6 +116,7 @@ class SQLiteStore:
         self._idle: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._local = threading.local()
+        self._snapshots = SnapshotStore(self.path)
 
     # -- connections -------------------------------------------------------
 
@@ -232,6 +238,126 @@ class SQLiteStore:
         versions = tuple(_row_to_version(row) for row in rows[: query.count])
         return HistoryPage(versions=versions, total=total, has_more=len(rows) > query.count)
 
+    # -- search ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _read_transaction(self) -> Iterator[sqlite3.Connection]:
+        """One consistent view of the database for every statement of a search."""
+        with self._connection() as connection:
+            if connection.in_transaction:
+                yield connection
+                return
+            connection.execute("BEGIN")
+            try:
+                yield connection
+            finally:
+                connection.execute("COMMIT")
+
+    def search(self, query: SearchQuery, base_url: str = "") -> SearchPage:
+        builder = SqlBuilder(base_url)
+        with self._read_transaction() as connection:
+            if query.summary == "count":
+                counted = builder.count(query)
+                (total,) = connection.execute(counted.sql, counted.args).fetchone()
+                return SearchPage((), (), int(total), None, 0)
+            snapshot, offset = query.snapshot, query.offset
+            if snapshot is not None:
+                page = self._snapshots.page(snapshot, offset, query.count)
+                if page is None:
+                    raise Gone("This search result has expired; run the search again")
+                keys, total = page
+            else:
+                matches = builder.matches(query)
+                offset = 0
+                first = connection.execute(matches.sql + " LIMIT ?", [*matches.args, query.count + 1]).fetchall()
+                if len(first) <= query.count:
+                    keys, total = [(row[0], row[1]) for row in first], len(first)
+                else:
+                    every = [(row[0], row[1]) for row in connection.execute(matches.sql, matches.args)]
+                    snapshot = self._snapshots.save(every)
+                    keys, total = every[: query.count], len(every)
+            found = self._current(connection, keys)
+            included = self._included(connection, query, keys)
+        return SearchPage(tuple(found), tuple(included), total, snapshot, offset)
+
+    def _current(self, connection: sqlite3.Connection, keys: list[Key]) -> list[StoredVersion]:
+        """The live current versions of ``keys``, in the order of ``keys``."""
+        if not keys:
+            return []
+        by_key: dict[Key, StoredVersion] = {}
+        for start in range(0, len(keys), 400):
+            chunk = keys[start : start + 400]
+            values = ", ".join("(?, ?)" for _ in chunk)
+            rows = connection.execute(
+                f"SELECT {_VERSION_COLUMNS} FROM resources WHERE deleted = 0 AND (type, id) IN (VALUES {values})",
+                [part for key in chunk for part in key],
+            ).fetchall()
+            for row in rows:
+                by_key[(row[0], row[1])] = _row_to_version(row)
+        return [by_key[key] for key in keys if key in by_key]
+
+    def _included(self, connection: sqlite3.Connection, query: SearchQuery, keys: list[Key]) -> list[StoredVersion]:
+        """What ``_include`` and ``_revinclude`` add to a page; ``:iterate`` follows up to five levels."""
+        if not keys or not (query.includes or query.revincludes):
+            return []
+        seen: set[Key] = set(keys)
+        added: list[Key] = []
+        frontier = list(keys)
+        for level in range(5):
+            new: list[Key] = []
+            for include in query.includes + query.revincludes:
+                if level > 0 and not include.iterate:
+                    continue
+                sources = frontier if level > 0 or not include.iterate else list(seen)
+                for key in self._follow(connection, include, sources):
+                    if key not in seen:
+                        seen.add(key)
+                        new.append(key)
+            added += new
+            if not new or not any(i.iterate for i in query.includes + query.revincludes):
+                break
+            frontier = new
+        return self._current(connection, added)
+
+    def _follow(self, connection: sqlite3.Connection, include: Include, sources: list[Key]) -> list[Key]:
+        result: list[Key] = []
+        for start in range(0, len(sources), 400):
+            chunk = sources[start : start + 400]
+            values = ", ".join("(?, ?)" for _ in chunk)
+            flat = [part for key in chunk for part in key]
+            if include.reverse:
+                sql = Fragment(
+                    "SELECT DISTINCT type, id FROM idx_reference WHERE type = ?"
+                    f" AND (target_type, target_id) IN (VALUES {values})",
+                    [include.source_type, *flat],
+                )
+            else:
+                sql = Fragment(
+                    "SELECT DISTINCT target_type, target_id FROM idx_reference WHERE target_id IS NOT NULL"
+                    f" AND (type, id) IN (VALUES {values})",
+                    flat,
+                )
+                if include.source_type != "*":
+                    sql.sql += " AND type = ?"
+                    sql.args.append(include.source_type)
+                if include.target_type is not None:
+                    sql.sql += " AND target_type = ?"
+                    sql.args.append(include.target_type)
+            if include.code is not None:
+                sql.sql += " AND param = ?"
+                sql.args.append(include.code)
+            result += [(row[0], row[1]) for row in connection.execute(sql.sql, sql.args)]
+        return result
+
+    def find_ids(self, id: str, resource_types: Sequence[str]) -> list[str]:
+        placeholders = ", ".join("?" for _ in resource_types)
+        with self._connection() as connection:
+            rows = connection.execute(
+                f"SELECT type FROM resources WHERE id = ? AND deleted = 0 AND type IN ({placeholders})",
+                (id, *resource_types),
+            ).fetchall()
+        return sorted(row[0] for row in rows)
+
     def count(self, resource_type: str | None = None) -> int:
         with self._connection() as connection:
             if resource_type is None:
@@ -277,6 +403,7 @@ class SQLiteStore:
                     f"Version {version.version} of {version.resource_type}/{version.id} was written concurrently"
                 ) from None
             seq = cursor.lastrowid
+            replace_rows(connection, version.resource_type, version.id, version.index)
             connection.execute(
                 "INSERT OR REPLACE INTO resources (type, id, version, last_updated, deleted, method, json, seq)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

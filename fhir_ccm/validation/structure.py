@@ -16,7 +16,6 @@ from pydantic import ValidationError
 
 from fhir_ccm.errors import Issue
 
-
 # R4 types whose R4B model has other elements (R4B redefined them): their R4B
 # model would refuse valid R4 content, so they are treated as having no model.
 REDEFINED_IN_R4B = frozenset({"Evidence", "EvidenceVariable"})

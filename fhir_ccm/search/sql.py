@@ -1,0 +1,358 @@
+"""A parsed search as SQLite SQL, values always as bound parameters.
+
+Every criterion becomes ``(r.type, r.id) IN (SELECT ... FROM <index table> ...)``
+so SQLite can drive the query from the index rather than scan resources.
+Comparisons for each kind and prefix live in tables below, not in branches.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fhir_ccm.errors import Invalid
+from fhir_ccm.search.parse import (
+    CodeSetValue,
+    Compartment,
+    CompositeValue,
+    Criterion,
+    MissingValue,
+    OfTypeValue,
+    PrefixedValue,
+    ReferenceValue,
+    SearchQuery,
+    SortKey,
+    StringValue,
+    TextValue,
+    TokenValue,
+    UriValue,
+)
+
+TABLES = {
+    "token": "idx_token",
+    "string": "idx_string",
+    "date": "idx_date",
+    "reference": "idx_reference",
+    "quantity": "idx_quantity",
+    "number": "idx_number",
+    "uri": "idx_uri",
+    "composite": "idx_composite",
+}
+MAX_COMPONENTS = 3
+
+# Range comparisons by prefix: stored range [low, high], searched range [:sl, :sh], exact value :v.
+DATE_PREFIXES = {
+    "eq": "({c}low >= ? AND {c}high <= ?)",
+    "ne": "NOT ({c}low >= ? AND {c}high <= ?)",
+    "gt": "{c}high > ?",
+    "lt": "{c}low < ?",
+    "ge": "({c}high > ? OR ({c}low >= ? AND {c}high <= ?))",
+    "le": "({c}low < ? OR ({c}low >= ? AND {c}high <= ?))",
+    "sa": "{c}low > ?",
+    "eb": "{c}high < ?",
+    "ap": "({c}low <= ? AND {c}high >= ?)",
+}
+# Which search bounds each date template takes, in order.
+DATE_ARGUMENTS = {
+    "eq": ("sl", "sh"),
+    "ne": ("sl", "sh"),
+    "gt": ("sh",),
+    "lt": ("sl",),
+    "ge": ("sh", "sl", "sh"),
+    "le": ("sl", "sl", "sh"),
+    "sa": ("sh",),
+    "eb": ("sl",),
+    "ap": ("ah", "al"),
+}
+NUMBER_PREFIXES = {
+    "eq": ("({c}low >= ? AND {c}high <= ?)", ("sl", "sh")),
+    "ne": ("NOT ({c}low >= ? AND {c}high <= ?)", ("sl", "sh")),
+    "gt": ("{c}high > ?", ("v",)),
+    "lt": ("{c}low < ?", ("v",)),
+    "ge": ("{c}high >= ?", ("v",)),
+    "le": ("{c}low <= ?", ("v",)),
+    "sa": ("{c}low > ?", ("v",)),
+    "eb": ("{c}high < ?", ("v",)),
+    "ap": ("({c}low <= ? AND {c}high >= ?)", ("ah", "al")),
+}
+SORT_COLUMNS = {
+    "token": ("code", "code"),
+    "string": ("normalized", "normalized"),
+    "date": ("low", "high"),
+    "reference": ("target_type || '/' || target_id", "target_type || '/' || target_id"),
+    "quantity": ("low", "high"),
+    "number": ("low", "high"),
+    "uri": ("uri", "uri"),
+}
+DAY_MS = 86_400_000
+
+
+@dataclass
+class Fragment:
+    """SQL text and its bound values, built up together."""
+
+    sql: str = ""
+    args: list[Any] = field(default_factory=list)
+
+
+def _placeholders(values: Sequence[Any]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+class SqlBuilder:
+    """Builds the SQL for one search; ``base_url`` recognizes absolute references to this server."""
+
+    def __init__(self, base_url: str = "", now_ms: int | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+
+    # -- the whole query ------------------------------------------------------------------
+
+    def matches(self, query: SearchQuery, extra: Sequence[Fragment] = ()) -> Fragment:
+        """``SELECT r.type, r.id FROM resources r WHERE ...`` in result order."""
+        where = Fragment(
+            f"r.type IN ({_placeholders(query.resource_types)}) AND r.deleted = 0", list(query.resource_types)
+        )
+        conditions = [self.criterion(c, "r") for c in query.criteria]
+        if query.compartment is not None:
+            conditions.insert(0, self.compartment(query.compartment))
+        for condition in [*conditions, *extra]:
+            where.sql += f" AND {condition.sql}"
+            where.args += condition.args
+        order = self.order_by(query.sort)
+        return Fragment(
+            f"SELECT r.type, r.id FROM resources r WHERE {where.sql} ORDER BY {order.sql}",
+            where.args + order.args,
+        )
+
+    def count(self, query: SearchQuery, extra: Sequence[Fragment] = ()) -> Fragment:
+        matches = self.matches(query, extra)
+        sql = matches.sql.split(" ORDER BY ")[0].replace("SELECT r.type, r.id", "SELECT count(*)", 1)
+        order_args = len(self.order_by(query.sort).args)
+        return Fragment(sql, matches.args[: len(matches.args) - order_args] if order_args else matches.args)
+
+    def order_by(self, keys: Sequence[SortKey]) -> Fragment:
+        fragment = Fragment()
+        parts = []
+        for key in keys:
+            ascending_column, descending_column = SORT_COLUMNS[key.kind]
+            column, aggregate = (descending_column, "max") if key.descending else (ascending_column, "min")
+            parts.append(
+                f"(SELECT {aggregate}({column}) FROM {TABLES[key.kind]} s"
+                f" WHERE s.type = r.type AND s.id = r.id AND s.param = ?)"
+                f" {'DESC' if key.descending else 'ASC'} NULLS LAST"
+            )
+            fragment.args.append(key.code)
+        parts += ["r.type", "r.id"]
+        fragment.sql = ", ".join(parts)
+        return fragment
+
+    def compartment(self, compartment: Compartment) -> Fragment:
+        params = compartment.params
+        return Fragment(
+            f"(r.type, r.id) IN (SELECT i.type, i.id FROM idx_reference i WHERE i.target_id = ?"
+            f" AND i.target_type = ? AND i.param IN ({_placeholders(params)}))",
+            [compartment.id, compartment.resource_type, *params],
+        )
+
+    # -- criteria ----------------------------------------------------------------------
+
+    def criterion(self, criterion: Criterion, alias: str) -> Fragment:
+        """A condition on the resource aliased ``alias``."""
+        if criterion.has is not None:
+            return self._has(criterion, alias)
+        if criterion.chain is not None:
+            return self._chain(criterion, alias)
+        table = TABLES[criterion.kind]
+        if criterion.modifier == "missing":
+            missing = criterion.values[0]
+            assert isinstance(missing, MissingValue)
+            operator = "NOT IN" if missing.missing else "IN"
+            return Fragment(
+                f"({alias}.type, {alias}.id) {operator} (SELECT i.type, i.id FROM {table} i WHERE i.param = ?)",
+                [criterion.code],
+            )
+        alternatives = [self.value_condition(criterion, value, "i.") for value in criterion.values]
+        condition = Fragment(
+            " OR ".join(f"({part.sql})" for part in alternatives), [a for part in alternatives for a in part.args]
+        )
+        negated = criterion.modifier in ("not", "not-in")
+        operator = "NOT IN" if negated else "IN"
+        return Fragment(
+            f"({alias}.type, {alias}.id) {operator} (SELECT i.type, i.id FROM {table} i"
+            f" WHERE i.type = {alias}.type AND i.param = ? AND ({condition.sql}))"
+            if negated
+            else f"({alias}.type, {alias}.id) IN (SELECT i.type, i.id FROM {table} i"
+            f" WHERE i.param = ? AND ({condition.sql}))",
+            [criterion.code, *condition.args],
+        )
+
+    def _chain(self, criterion: Criterion, alias: str) -> Fragment:
+        assert criterion.chain is not None
+        inner_alias = alias + "c"
+        inner = self.criterion(criterion.chain, inner_alias)
+        types = criterion.target_types
+        return Fragment(
+            f"({alias}.type, {alias}.id) IN (SELECT i.type, i.id FROM idx_reference i WHERE i.param = ?"
+            f" AND (i.target_type, i.target_id) IN (SELECT {inner_alias}.type, {inner_alias}.id"
+            f" FROM resources {inner_alias} WHERE {inner_alias}.type IN ({_placeholders(types)})"
+            f" AND {inner_alias}.deleted = 0 AND {inner.sql}))",
+            [criterion.code, *types, *inner.args],
+        )
+
+    def _has(self, criterion: Criterion, alias: str) -> Fragment:
+        has = criterion.has
+        assert has is not None
+        inner_alias = alias + "h"
+        inner = self.criterion(has.criterion, inner_alias)
+        return Fragment(
+            f"({alias}.type, {alias}.id) IN (SELECT i.target_type, i.target_id FROM idx_reference i"
+            f" WHERE i.type = ? AND i.param = ? AND (i.type, i.id) IN (SELECT {inner_alias}.type, {inner_alias}.id"
+            f" FROM resources {inner_alias} WHERE {inner_alias}.type = ? AND {inner_alias}.deleted = 0"
+            f" AND {inner.sql}))",
+            [has.source_type, has.reference_code, has.source_type, *inner.args],
+        )
+
+    # -- values ---------------------------------------------------------------------------
+
+    def value_condition(self, criterion: Criterion, value: Any, column: str) -> Fragment:
+        kind = criterion.kind
+        if kind == "composite":
+            assert isinstance(value, CompositeValue)
+            return self._composite(value, column)
+        if kind == "reference":
+            return self._reference(criterion, value, column)
+        if kind == "string":
+            return _string(value, column, criterion.modifier)
+        if kind == "uri":
+            return _uri(value, column, criterion.modifier)
+        return self._simple(kind, value, column)
+
+    def _simple(self, kind: str, value: Any, c: str) -> Fragment:
+        if isinstance(value, TokenValue):
+            return _token(value, c)
+        if isinstance(value, TextValue):
+            return Fragment(
+                f"({c}text >= ? AND {c}text < ?) OR {c}text LIKE ? ESCAPE '\\'",
+                [value.text, value.text + "\U0010ffff", "% " + _like(value.text) + "%"],
+            )
+        if isinstance(value, OfTypeValue):
+            return Fragment(
+                f"{c}type_system = ? AND {c}type_code = ? AND {c}code = ?",
+                [value.type_system, value.type_code, value.value],
+            )
+        if isinstance(value, CodeSetValue):
+            return _code_set(value, c)
+        if isinstance(value, StringValue):
+            return _string(value, c, None)
+        if isinstance(value, PrefixedValue):
+            return self._prefixed(kind, value, c)
+        if isinstance(value, UriValue):
+            return Fragment(f"{c}uri = ?", [value.uri])
+        raise Invalid(f"Cannot search {kind} with {value!r}")
+
+    def _prefixed(self, kind: str, value: PrefixedValue, c: str) -> Fragment:
+        low, high = value.range.low, value.range.high
+        if kind == "date":
+            margin = max(DAY_MS, abs(self.now_ms - low) // 10)
+            bounds = {"sl": low, "sh": high, "al": low - margin, "ah": high + margin}
+            return Fragment(DATE_PREFIXES[value.prefix].format(c=c), [bounds[b] for b in DATE_ARGUMENTS[value.prefix]])
+        exact = float(value.value) if value.value is not None else low
+        margin = abs(exact) * 0.1
+        bounds = {"sl": low, "sh": high, "v": exact, "al": exact - margin, "ah": exact + margin}
+        template, arguments = NUMBER_PREFIXES[value.prefix]
+        fragment = Fragment(template.format(c=c), [bounds[b] for b in arguments])
+        if kind == "quantity" and value.code is not None:
+            if value.system is not None:
+                fragment.sql += f" AND {c}system = ? AND {c}code = ?"
+                fragment.args += [value.system, value.code]
+            else:
+                fragment.sql += f" AND ({c}code = ? OR {c}unit = ?)"
+                fragment.args += [value.code, value.code]
+        return fragment
+
+    def _reference(self, criterion: Criterion, value: Any, c: str) -> Fragment:
+        if criterion.modifier == "identifier":
+            assert isinstance(value, TokenValue)
+            fragment = Fragment(f"{c}identifier_value = ?", [value.code])
+            if value.system is not None:
+                fragment.sql += f" AND {c}identifier_system = ?"
+                fragment.args.append(value.system)
+            return fragment
+        assert isinstance(value, ReferenceValue)
+        local = value.url is None or (self.base_url and value.url.startswith(self.base_url + "/"))
+        if value.id is not None and local:
+            if value.resource_type is not None:
+                return Fragment(f"{c}target_id = ? AND {c}target_type = ?", [value.id, value.resource_type])
+            types = criterion.target_types
+            return Fragment(f"{c}target_id = ? AND {c}target_type IN ({_placeholders(types)})", [value.id, *types])
+        return Fragment(f"{c}url = ?", [value.url])
+
+    def _composite(self, value: CompositeValue, c: str) -> Fragment:
+        parts = Fragment()
+        conditions = []
+        for number, (part, kind) in enumerate(zip(value.parts, value.kinds, strict=True), 1):
+            prefix = f"{c}c{number}_"
+            if isinstance(part, StringValue):
+                fragment = Fragment(
+                    f"{prefix}text >= ? AND {prefix}text < ?", [part.normalized, part.normalized + "\U0010ffff"]
+                )
+            else:
+                fragment = self._simple(kind, part, prefix)
+            conditions.append(f"({fragment.sql})")
+            parts.args += fragment.args
+        parts.sql = " AND ".join(conditions)
+        return parts
+
+
+def _string(value: StringValue, c: str, modifier: str | None) -> Fragment:
+    """Starts-with ignoring case and accents by default; ``:exact``; ``:contains``."""
+    if modifier == "exact":
+        return Fragment(f"{c}exact = ?", [value.exact])
+    if modifier == "contains":
+        return Fragment(f"{c}normalized LIKE ? ESCAPE '\\'", ["%" + _like(value.normalized) + "%"])
+    return Fragment(f"{c}normalized >= ? AND {c}normalized < ?", [value.normalized, value.normalized + "\U0010ffff"])
+
+
+def _uri(value: UriValue, c: str, modifier: str | None) -> Fragment:
+    """Exact by default; ``:below`` the stored uri starts with the value, ``:above`` the value starts with it."""
+    if modifier == "below":
+        return Fragment(f"{c}uri >= ? AND {c}uri < ?", [value.uri, value.uri + "\U0010ffff"])
+    if modifier == "above":
+        return Fragment(f"substr(?, 1, length({c}uri)) = {c}uri", [value.uri])
+    return Fragment(f"{c}uri = ?", [value.uri])
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _token(value: TokenValue, c: str) -> Fragment:
+    fragment = Fragment()
+    conditions = []
+    if value.code is not None:
+        conditions.append(f"{c}code = ?")
+        fragment.args.append(value.code)
+    if not value.any_system:
+        if value.system is None:
+            conditions.append(f"{c}system IS NULL")
+        else:
+            conditions.append(f"{c}system = ?")
+            fragment.args.append(value.system)
+    fragment.sql = " AND ".join(conditions)
+    return fragment
+
+
+def _code_set(value: CodeSetValue, c: str) -> Fragment:
+    by_system: dict[str, list[str]] = {}
+    for system, code in sorted(value.codes):
+        by_system.setdefault(system, []).append(code)
+    if not by_system:
+        return Fragment("0", [])
+    parts, args = [], []
+    for system, codes in by_system.items():
+        parts.append(f"({c}system = ? AND {c}code IN ({_placeholders(codes)}))")
+        args += [system, *codes]
+    return Fragment(" OR ".join(parts), args)

@@ -151,10 +151,11 @@ class SqlBuilder:
 
     def compartment(self, compartment: Compartment) -> Fragment:
         params = compartment.params
+        local = self.local("i.")
         return Fragment(
             f"(r.type, r.id) IN (SELECT i.type, i.id FROM idx_reference i WHERE i.target_id = ?"
-            f" AND i.target_type = ? AND i.param IN ({_placeholders(params)}))",
-            [compartment.id, compartment.resource_type, *params],
+            f" AND i.target_type = ? AND i.param IN ({_placeholders(params)}) AND {local.sql})",
+            [compartment.id, compartment.resource_type, *params, *local.args],
         )
 
     # -- criteria ----------------------------------------------------------------------
@@ -194,12 +195,13 @@ class SqlBuilder:
         inner_alias = alias + "c"
         inner = self.criterion(criterion.chain, inner_alias)
         types = criterion.target_types
+        local = self.local("i.")
         return Fragment(
             f"({alias}.type, {alias}.id) IN (SELECT i.type, i.id FROM idx_reference i WHERE i.param = ?"
-            f" AND (i.target_type, i.target_id) IN (SELECT {inner_alias}.type, {inner_alias}.id"
+            f" AND {local.sql} AND (i.target_type, i.target_id) IN (SELECT {inner_alias}.type, {inner_alias}.id"
             f" FROM resources {inner_alias} WHERE {inner_alias}.type IN ({_placeholders(types)})"
             f" AND {inner_alias}.deleted = 0 AND {inner.sql}))",
-            [criterion.code, *types, *inner.args],
+            [criterion.code, *local.args, *types, *inner.args],
         )
 
     def _has(self, criterion: Criterion, alias: str) -> Fragment:
@@ -207,12 +209,14 @@ class SqlBuilder:
         assert has is not None
         inner_alias = alias + "h"
         inner = self.criterion(has.criterion, inner_alias)
+        local = self.local("i.")
         return Fragment(
             f"({alias}.type, {alias}.id) IN (SELECT i.target_type, i.target_id FROM idx_reference i"
-            f" WHERE i.type = ? AND i.param = ? AND (i.type, i.id) IN (SELECT {inner_alias}.type, {inner_alias}.id"
+            f" WHERE i.type = ? AND i.param = ? AND {local.sql}"
+            f" AND (i.type, i.id) IN (SELECT {inner_alias}.type, {inner_alias}.id"
             f" FROM resources {inner_alias} WHERE {inner_alias}.type = ? AND {inner_alias}.deleted = 0"
             f" AND {inner.sql}))",
-            [has.source_type, has.reference_code, has.source_type, *inner.args],
+            [has.source_type, has.reference_code, *local.args, has.source_type, *inner.args],
         )
 
     # -- values ---------------------------------------------------------------------------
@@ -285,10 +289,26 @@ class SqlBuilder:
         local = value.url is None or (self.base_url and value.url.startswith(self.base_url + "/"))
         if value.id is not None and local:
             if value.resource_type is not None:
-                return Fragment(f"{c}target_id = ? AND {c}target_type = ?", [value.id, value.resource_type])
-            types = criterion.target_types
-            return Fragment(f"{c}target_id = ? AND {c}target_type IN ({_placeholders(types)})", [value.id, *types])
+                fragment = Fragment(f"{c}target_id = ? AND {c}target_type = ?", [value.id, value.resource_type])
+            else:
+                types = criterion.target_types
+                fragment = Fragment(
+                    f"{c}target_id = ? AND {c}target_type IN ({_placeholders(types)})", [value.id, *types]
+                )
+            local_only = self.local(c)
+            return Fragment(f"{fragment.sql} AND {local_only.sql}", fragment.args + local_only.args)
         return Fragment(f"{c}url = ?", [value.url])
+
+    def local(self, c: str) -> Fragment:
+        """The reference points into this server: relative, or absolute under the base URL.
+
+        ``http://elsewhere/fhir/Patient/1`` also yields target Patient/1 in the
+        index; it must never match, chain to or include the local Patient/1.
+        """
+        if not self.base_url:
+            return Fragment(f"{c}url IS NULL", [])
+        prefix = self.base_url + "/"
+        return Fragment(f"({c}url IS NULL OR ({c}url >= ? AND {c}url < ?))", [prefix, prefix + "\U0010ffff"])
 
     def _composite(self, value: CompositeValue, c: str) -> Fragment:
         parts = Fragment()

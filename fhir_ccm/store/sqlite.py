@@ -277,7 +277,7 @@ class SQLiteStore:
                     snapshot = self._snapshots.save(every)
                     keys, total = every[: query.count], len(every)
             found = self._current(connection, keys)
-            included = self._included(connection, query, keys)
+            included = self._included(connection, query, keys, builder.local(""))
         return SearchPage(tuple(found), tuple(included), total, snapshot, offset)
 
     def _current(self, connection: sqlite3.Connection, keys: list[Key]) -> list[StoredVersion]:
@@ -296,7 +296,9 @@ class SQLiteStore:
                 by_key[(row[0], row[1])] = _row_to_version(row)
         return [by_key[key] for key in keys if key in by_key]
 
-    def _included(self, connection: sqlite3.Connection, query: SearchQuery, keys: list[Key]) -> list[StoredVersion]:
+    def _included(
+        self, connection: sqlite3.Connection, query: SearchQuery, keys: list[Key], local: Fragment
+    ) -> list[StoredVersion]:
         """What ``_include`` and ``_revinclude`` add to a page; ``:iterate`` follows up to five levels."""
         if not keys or not (query.includes or query.revincludes):
             return []
@@ -309,7 +311,7 @@ class SQLiteStore:
                 if level > 0 and not include.iterate:
                     continue
                 sources = frontier if level > 0 or not include.iterate else list(seen)
-                for key in self._follow(connection, include, sources):
+                for key in self._follow(connection, include, sources, local):
                     if key not in seen:
                         seen.add(key)
                         new.append(key)
@@ -319,7 +321,10 @@ class SQLiteStore:
             frontier = new
         return self._current(connection, added)
 
-    def _follow(self, connection: sqlite3.Connection, include: Include, sources: list[Key]) -> list[Key]:
+    def _follow(
+        self, connection: sqlite3.Connection, include: Include, sources: list[Key], local: Fragment
+    ) -> list[Key]:
+        """The keys one include or revinclude adds for ``sources``; only references into this server count."""
         result: list[Key] = []
         for start in range(0, len(sources), 400):
             chunk = sources[start : start + 400]
@@ -328,14 +333,14 @@ class SQLiteStore:
             if include.reverse:
                 sql = Fragment(
                     "SELECT DISTINCT type, id FROM idx_reference WHERE type = ?"
-                    f" AND (target_type, target_id) IN (VALUES {values})",
-                    [include.source_type, *flat],
+                    f" AND (target_type, target_id) IN (VALUES {values}) AND {local.sql}",
+                    [include.source_type, *flat, *local.args],
                 )
             else:
                 sql = Fragment(
                     "SELECT DISTINCT target_type, target_id FROM idx_reference WHERE target_id IS NOT NULL"
-                    f" AND (type, id) IN (VALUES {values})",
-                    flat,
+                    f" AND (type, id) IN (VALUES {values}) AND {local.sql}",
+                    [*flat, *local.args],
                 )
                 if include.source_type != "*":
                     sql.sql += " AND type = ?"

@@ -3,6 +3,7 @@
     fhir-ccm serve --host H --port P --database FILE --workers N
     fhir-ccm load [--database FILE] FILE_OR_DIR...
     fhir-ccm init-db --database FILE
+    fhir-ccm reindex [--database FILE] [--type TYPE]
 
 Each option has an environment variable of the same meaning
 (``FHIR_CCM_DATABASE``, ``FHIR_CCM_HOST``, ``FHIR_CCM_PORT``, ``FHIR_CCM_WORKERS``...);
@@ -35,12 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     init_db = commands.add_parser("init-db", help="create an empty database")
     init_db.add_argument("--database", help="SQLite file (FHIR_CCM_DATABASE, default fhir-ccm.db)")
+
+    reindex = commands.add_parser("reindex", help="rebuild the search index from the stored resources")
+    reindex.add_argument("--database", help="SQLite file (FHIR_CCM_DATABASE, default fhir-ccm.db)")
+    reindex.add_argument("--type", dest="resource_type", help="only resources of this type")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    overrides = {k: v for k, v in vars(args).items() if k not in ("command", "paths")}
+    overrides = {k: v for k, v in vars(args).items() if k not in ("command", "paths", "resource_type")}
     config = Config.from_env(**overrides)
     if args.command == "serve":
         from fhir_ccm.server import serve
@@ -53,8 +58,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         initialize(config.database)
         print(f"initialized {config.database}")
         return 0
-    from fhir_ccm.loader import load_paths
     from fhir_ccm.store.sqlite import SQLiteStore
+
+    if args.command == "reindex":
+        from fhir_ccm.reindex import reindex
+
+        store = SQLiteStore(config.database)
+        try:
+            count = reindex(store, args.resource_type)
+        finally:
+            store.close()
+        print(f"reindexed {count} resources in {config.database}")
+        return 0
+    from fhir_ccm.loader import load_paths
 
     store = SQLiteStore(config.database)
     try:

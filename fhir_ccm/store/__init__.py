@@ -92,6 +92,9 @@ class Store(Protocol):
     def search(self, query: SearchQuery, base_url: str = "") -> SearchPage:
         """Run a parsed search; raises Gone when a paging snapshot has expired."""
 
+    def replace_index(self, resource_type: str, id: str, rows: Sequence[IndexRow]) -> None:
+        """Rewrite the search index rows of one resource; call inside ``atomic()``."""
+
     def find_ids(self, id: str, resource_types: Sequence[str]) -> list[str]:
         """The types among ``resource_types`` under which a live resource ``id`` exists."""
 

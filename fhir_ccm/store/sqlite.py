@@ -20,6 +20,7 @@ import sqlite_utils
 
 from fhir_ccm.errors import Conflict, Gone
 from fhir_ccm.search.parse import Include, SearchQuery
+from fhir_ccm.search.rows import IndexRow
 from fhir_ccm.search.sql import Fragment, SqlBuilder
 from fhir_ccm.store import HistoryPage, HistoryQuery, NewVersion, SearchPage, StoredVersion
 from fhir_ccm.store.snapshots import Key, SnapshotStore
@@ -353,6 +354,11 @@ class SQLiteStore:
                 sql.args.append(include.code)
             result += [(row[0], row[1]) for row in connection.execute(sql.sql, sql.args)]
         return result
+
+    def replace_index(self, resource_type: str, id: str, rows: Sequence[IndexRow]) -> None:
+        """Rewrite the index rows of one resource (the reindex command); call inside ``atomic()``."""
+        with self._connection() as connection:
+            replace_rows(connection, resource_type, id, rows)
 
     def find_ids(self, id: str, resource_types: Sequence[str]) -> list[str]:
         placeholders = ", ".join("?" for _ in resource_types)

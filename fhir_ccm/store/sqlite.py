@@ -414,7 +414,7 @@ class SQLiteStore:
                     f"Version {version.version} of {version.resource_type}/{version.id} was written concurrently"
                 ) from None
             seq = cursor.lastrowid
-            replace_rows(connection, version.resource_type, version.id, version.index)
+            replace_rows(connection, version.resource_type, version.id, version.index, new=version.version == 1)
             connection.execute(
                 "INSERT OR REPLACE INTO resources (type, id, version, last_updated, deleted, method, json, seq)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -26,29 +26,28 @@ from fhir_ccm.search.sql import MAX_COMPONENTS, TABLES
 
 _COMPONENT_COLUMNS = ("system", "code", "low", "high", "text", "unit")
 
-# table -> (value columns, indexes over (param, ...) that searches use)
-SCHEMA: dict[str, tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]] = {
+# table -> (value columns, the indexes searches use; partial ones skip rows without the value)
+SCHEMA: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "idx_token": (
         ("system", "code", "text", "type_system", "type_code"),
-        (("param", "code", "system", "type"), ("param", "text")),
+        ("(param, code, system, type)",),
     ),
-    "idx_string": (("normalized", "exact"), (("param", "normalized", "type"), ("param", "exact"))),
-    "idx_date": (("low", "high"), (("param", "low", "high", "type"), ("param", "high"))),
+    "idx_string": (("normalized", "exact"), ("(param, normalized, type)",)),
+    "idx_date": (("low", "high"), ("(param, low, high, type)", "(param, high)")),
     "idx_reference": (
         ("target_type", "target_id", "version", "url", "identifier_system", "identifier_value"),
         (
-            ("param", "target_id", "target_type", "type"),
-            ("target_id", "target_type"),
-            ("param", "url"),
-            ("param", "identifier_value"),
+            "(target_id, target_type, param, type)",
+            "(param, url) WHERE url IS NOT NULL",
+            "(param, identifier_value) WHERE identifier_value IS NOT NULL",
         ),
     ),
-    "idx_quantity": (("low", "high", "system", "code", "unit"), (("param", "low", "high"),)),
-    "idx_number": (("low", "high"), (("param", "low", "high"),)),
-    "idx_uri": (("uri",), (("param", "uri", "type"),)),
+    "idx_quantity": (("low", "high", "system", "code", "unit"), ("(param, low, high)",)),
+    "idx_number": (("low", "high"), ("(param, low, high)",)),
+    "idx_uri": (("uri",), ("(param, uri, type)",)),
     "idx_composite": (
         tuple(f"c{n}_{column}" for n in range(1, MAX_COMPONENTS + 1) for column in _COMPONENT_COLUMNS),
-        (("param", "c1_code", "c2_code"),),
+        ("(param, c1_code, c2_code)",),
     ),
 }
 
@@ -62,7 +61,7 @@ def create_index_tables(connection: sqlite3.Connection) -> None:
         )
         connection.execute(f"CREATE INDEX IF NOT EXISTS {table}_resource ON {table} (type, id)")
         for number, index in enumerate(indexes):
-            connection.execute(f"CREATE INDEX IF NOT EXISTS {table}_{number} ON {table} ({', '.join(index)})")
+            connection.execute(f"CREATE INDEX IF NOT EXISTS {table}_{number} ON {table} {index}")
 
 
 def _component_values(row: object) -> tuple[Any, ...]:
@@ -113,14 +112,17 @@ def _values(row: IndexRow) -> tuple[str, tuple[Any, ...]]:
     raise TypeError(f"not an index row: {row!r}")
 
 
-def replace_rows(connection: sqlite3.Connection, resource_type: str, id: str, rows: Iterable[IndexRow]) -> None:
-    """Replace every index row of one resource (no rows: a deletion)."""
+def replace_rows(
+    connection: sqlite3.Connection, resource_type: str, id: str, rows: Iterable[IndexRow], new: bool = False
+) -> None:
+    """Replace every index row of one resource (no rows: a deletion); ``new`` skips the delete."""
     by_table: dict[str, list[tuple[Any, ...]]] = {}
     for row in rows:
         table, values = _values(row)
         by_table.setdefault(table, []).append((resource_type, id, row.param, *values))
-    for table in TABLES.values():
-        connection.execute(f"DELETE FROM {table} WHERE type = ? AND id = ?", (resource_type, id))
+    if not new:
+        for table in TABLES.values():
+            connection.execute(f"DELETE FROM {table} WHERE type = ? AND id = ?", (resource_type, id))
     for table, table_rows in by_table.items():
         placeholders = ", ".join("?" for _ in table_rows[0])
         connection.executemany(f"INSERT INTO {table} VALUES ({placeholders})", table_rows)

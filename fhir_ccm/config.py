@@ -24,6 +24,7 @@ class Config:
     base_url: str = ""  # public base, e.g. https://fhir.example.org/fhir; empty: from the request
     max_body_bytes: int = 16 * 1024 * 1024  # larger bodies answer 413
     timeout: int = 60  # seconds a worker may spend on one request before it is restarted
+    conditional_delete_multiple: int = 0  # 1: a conditional delete may delete several matches
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:

@@ -551,7 +551,7 @@ def test_unknown_endpoints_and_methods_answer_outcomes(client):
     for response in (
         client.get("/fhir/Patient/1/_history/1/extra"),
         client.post("/fhir/Patient/1"),
-        client.delete("/fhir/Patient"),
+        client.delete("/fhir/metadata"),
         client.get("/nothing-here"),
     ):
         assert response.status_code in (404, 405)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fhir_ccm.api.routes import ROUTES
+from fhir_ccm.api.routes import interaction_codes
 from fhir_ccm.definitions import resource_types
 from fhir_ccm.search.parameters import parameters_for
 from fhir_ccm.search.parse import MODIFIERS, parse_criterion
@@ -19,13 +19,13 @@ def test_metadata(client):
     assert statement["patchFormat"] == ["application/json-patch+json"]
     rest = statement["rest"][0]
     assert {r["type"] for r in rest["resource"]} == resource_types()
-    assert {i["code"] for i in rest["interaction"]} == {"history-system", "search-system"}
+    assert {i["code"] for i in rest["interaction"]} == {"history-system", "search-system", "batch", "transaction"}
 
 
 def test_interactions_listed_are_the_routes_served(client):
     statement = client.get("/fhir/metadata").get_json()
     careplan = next(r for r in statement["rest"][0]["resource"] if r["type"] == "CarePlan")
-    served = {route.interaction for route in ROUTES if route.level == "type" and route.interaction}
+    served = set(interaction_codes("type"))
     assert {i["code"] for i in careplan["interaction"]} == served
     assert served == {
         "create",
@@ -73,8 +73,3 @@ def test_metadata_in_xml(client):
     assert response.status_code == 200
     assert response.data.lstrip().startswith(b"<")
     assert b'<fhirVersion value="4.0.1"/>' in response.data
-
-
-def test_unserved_interactions_answer_501_not_silence(client):
-    batch = client.post("/fhir", json={"resourceType": "Bundle", "type": "batch"})
-    assert batch.status_code == 501

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from flask import Blueprint, Response, current_app, g, request
 
@@ -26,12 +26,19 @@ from fhir_ccm.api.negotiation import (
 )
 from fhir_ccm.api.responses import result_response
 from fhir_ccm.definitions import resource_types
-from fhir_ccm.errors import Invalid, NotSupported
+from fhir_ccm.errors import Invalid
 from fhir_ccm.formats.json_format import parse_json, parse_resource
 from fhir_ccm.formats.summary import check_elements_exist
 from fhir_ccm.formats.xml_format import xml_to_resource
 from fhir_ccm.interactions import Context, Preconditions, Result
+from fhir_ccm.interactions.bundle import batch_or_transaction
 from fhir_ccm.interactions.capabilities import capabilities
+from fhir_ccm.interactions.conditional import (
+    conditional_create,
+    conditional_delete,
+    conditional_patch,
+    conditional_update,
+)
 from fhir_ccm.interactions.create import create
 from fhir_ccm.interactions.delete import delete
 from fhir_ccm.interactions.history import history
@@ -131,13 +138,12 @@ def handle_capabilities() -> Response:
     return respond(
         capabilities(
             context(),
-            type_interactions=[route.interaction for route in ROUTES if route.level == "type" and route.interaction],
-            system_interactions=[
-                route.interaction for route in ROUTES if route.level == "system" and route.interaction
-            ],
+            type_interactions=interaction_codes("type"),
+            system_interactions=interaction_codes("system"),
             formats=SERVED_FORMATS,
             patch_formats=PATCH_FORMATS,
             started=current_app.extensions["fhir_ccm.started"],
+            conditional_delete="multiple" if current_app.config["FHIR_CCM"].conditional_delete_multiple else "single",
         )
     )
 
@@ -157,7 +163,40 @@ def handle_history_instance(resource_type: str, id: str) -> Response:
 def handle_create(resource_type: str) -> Response:
     require_type(resource_type)
     _, resource = read_body()
+    if_none_exist = request.headers.get("If-None-Exist")
+    if if_none_exist is not None:
+        return respond(conditional_create(store(), context(), resource_type, resource, if_none_exist))
     return respond(create(store(), context(), resource_type, resource))
+
+
+def handle_conditional_update(resource_type: str) -> Response:
+    require_type(resource_type)
+    _, resource = read_body()
+    criteria = conditional_criteria()
+    return respond(conditional_update(store(), context(), resource_type, criteria, resource, preconditions()))
+
+
+def handle_conditional_patch(resource_type: str) -> Response:
+    require_type(resource_type)
+    _, document = read_body(allowed=("json-patch",))
+    criteria = conditional_criteria()
+    return respond(conditional_patch(store(), context(), resource_type, criteria, document, preconditions()))
+
+
+def handle_conditional_delete(resource_type: str) -> Response:
+    require_type(resource_type)
+    allow_multiple = current_app.config["FHIR_CCM"].conditional_delete_multiple
+    return respond(
+        conditional_delete(store(), context(), resource_type, conditional_criteria(), allow_multiple, preconditions())
+    )
+
+
+def conditional_criteria() -> str:
+    """The query string of a conditional interaction, format parameters left out."""
+    params = [(k, v) for k, v in request.args.items(multi=True) if k not in FORMAT_PARAMETERS]
+    if not params:
+        raise Invalid("A conditional interaction needs search criteria in the query string")
+    return urlencode(params)
 
 
 def handle_read(resource_type: str, id: str) -> Response:
@@ -213,7 +252,8 @@ def handle_search_compartment(compartment: str, compartment_id: str, resource_ty
 
 
 def handle_batch() -> Response:
-    raise NotSupported("Batch and transaction Bundles are not supported by this server yet")
+    _, bundle = read_body()
+    return respond(batch_or_transaction(store(), context(), bundle, g.prefer.get("return")))
 
 
 # -- the route table ----------------------------------------------------------
@@ -224,20 +264,23 @@ class Route:
     rule: str
     method: str
     handler: Callable[..., Response]
-    interaction: str  # the CapabilityStatement interaction code; "" when not advertised
+    interactions: tuple[str, ...] | str  # CapabilityStatement interaction code(s); "" when not advertised
     level: str  # "type" or "system"
 
 
 ROUTES: tuple[Route, ...] = (
     Route("/metadata", "GET", handle_capabilities, "", "system"),
     Route("/_history", "GET", handle_history_system, "history-system", "system"),
-    Route("/", "POST", handle_batch, "", "system"),
+    Route("/", "POST", handle_batch, ("batch", "transaction"), "system"),
     Route("/<resource_type>", "POST", handle_create, "create", "type"),
     Route("/<resource_type>", "GET", handle_search_type, "search-type", "type"),
     Route("/<resource_type>/_search", "POST", handle_search_type, "", "type"),
     Route("/", "GET", handle_search_system, "search-system", "system"),
     Route("/_search", "POST", handle_search_system, "", "system"),
     Route("/<compartment>/<compartment_id>/<resource_type>", "GET", handle_search_compartment, "", "type"),
+    Route("/<resource_type>", "PUT", handle_conditional_update, "", "type"),
+    Route("/<resource_type>", "PATCH", handle_conditional_patch, "", "type"),
+    Route("/<resource_type>", "DELETE", handle_conditional_delete, "", "type"),
     Route("/<resource_type>/_history", "GET", handle_history_type, "history-type", "type"),
     Route("/<resource_type>/<id>", "GET", handle_read, "read", "type"),
     Route("/<resource_type>/<id>", "PUT", handle_update, "update", "type"),
@@ -246,6 +289,16 @@ ROUTES: tuple[Route, ...] = (
     Route("/<resource_type>/<id>/_history", "GET", handle_history_instance, "history-instance", "type"),
     Route("/<resource_type>/<id>/_history/<version_id>", "GET", handle_vread, "vread", "type"),
 )
+
+
+def interaction_codes(level: str) -> list[str]:
+    """The interaction codes the routes of one level implement, for the CapabilityStatement."""
+    codes: list[str] = []
+    for route in ROUTES:
+        if route.level == level and route.interactions:
+            codes += [route.interactions] if isinstance(route.interactions, str) else list(route.interactions)
+    return codes
+
 
 for _route in ROUTES:
     blueprint.add_url_rule(

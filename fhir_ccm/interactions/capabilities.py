@@ -68,6 +68,7 @@ def capabilities(
     formats: Iterable[str],
     patch_formats: Iterable[str],
     started: str,
+    conditional_delete: str = "single",
 ) -> Result:
     """The statement; built once per set of arguments (it runs to almost a megabyte)."""
     statement = _statement(
@@ -77,6 +78,7 @@ def capabilities(
         tuple(formats),
         tuple(patch_formats),
         started,
+        conditional_delete,
     )
     return Result(200, json=statement)
 
@@ -89,6 +91,7 @@ def _statement(
     formats: tuple[str, ...],
     patch_formats: tuple[str, ...],
     started: str,
+    conditional_delete: str,
 ) -> str:
     unwritable = set(unwritable_types())
     resources = []
@@ -103,10 +106,10 @@ def _statement(
             "versioning": "versioned-update",
             "readHistory": True,
             "updateCreate": True,
-            "conditionalCreate": False,
+            "conditionalCreate": True,
             "conditionalRead": "not-supported",
-            "conditionalUpdate": False,
-            "conditionalDelete": "not-supported",
+            "conditionalUpdate": True,
+            "conditionalDelete": conditional_delete,
         }
         if "search-type" in codes:
             entry["searchInclude"] = include_values(resource_type)

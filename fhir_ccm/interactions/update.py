@@ -7,7 +7,13 @@ from typing import Any
 from fhir_ccm.errors import Invalid
 from fhir_ccm.interactions import NO_PRECONDITIONS, Context, Preconditions, Result
 from fhir_ccm.interactions.resource_types import require_id, require_writable_type
-from fhir_ccm.interactions.versions import check_if_match, prepare_resource, same_content, write_resource
+from fhir_ccm.interactions.versions import (
+    PreparedResource,
+    check_if_match,
+    prepare_resource,
+    same_content,
+    write_resource,
+)
 from fhir_ccm.store import Store
 
 
@@ -33,6 +39,7 @@ def update(
     resource: dict[str, Any],
     preconditions: Preconditions = NO_PRECONDITIONS,
     method: str = "PUT",
+    prepared: PreparedResource | None = None,
 ) -> Result:
     """Write the next version; 201 when this creates the resource, 200 otherwise.
 
@@ -42,7 +49,8 @@ def update(
     require_writable_type(resource_type)
     require_id(id)
     check_body_matches_url(resource, resource_type, id)
-    prepared = prepare_resource(resource, id)
+    if prepared is None:
+        prepared = prepare_resource(resource, id)
     with store.atomic():
         current = store.read(resource_type, id)
         check_if_match(preconditions.if_match, current)

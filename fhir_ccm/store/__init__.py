@@ -89,8 +89,12 @@ class Store(Protocol):
 
     def history(self, query: HistoryQuery) -> HistoryPage: ...
 
-    def search(self, query: SearchQuery, base_url: str = "") -> SearchPage:
-        """Run a parsed search; raises Gone when a paging snapshot has expired."""
+    def search(self, query: SearchQuery, base_url: str = "", first_page_only: bool = False) -> SearchPage:
+        """Run a parsed search; raises Gone when a paging snapshot has expired.
+
+        ``first_page_only``: just the first ``count`` matches, no total, no snapshot
+        (what a conditional interaction needs to tell none, one and several apart).
+        """
 
     def replace_index(self, resource_type: str, id: str, rows: Sequence[IndexRow]) -> None:
         """Rewrite the search index rows of one resource; call inside ``atomic()``."""

@@ -254,7 +254,7 @@ class SQLiteStore:
             finally:
                 connection.execute("COMMIT")
 
-    def search(self, query: SearchQuery, base_url: str = "") -> SearchPage:
+    def search(self, query: SearchQuery, base_url: str = "", first_page_only: bool = False) -> SearchPage:
         builder = SqlBuilder(base_url)
         with self._read_transaction() as connection:
             if query.summary == "count":
@@ -271,7 +271,9 @@ class SQLiteStore:
                 matches = builder.matches(query)
                 offset = 0
                 first = connection.execute(matches.sql + " LIMIT ?", [*matches.args, query.count + 1]).fetchall()
-                if len(first) <= query.count:
+                if first_page_only:
+                    keys, total = [(row[0], row[1]) for row in first[: query.count]], None
+                elif len(first) <= query.count:
                     keys, total = [(row[0], row[1]) for row in first], len(first)
                 else:
                     every = [(row[0], row[1]) for row in connection.execute(matches.sql, matches.args)]

@@ -26,7 +26,7 @@ from fhir_ccm.api.negotiation import (
 )
 from fhir_ccm.api.responses import result_response
 from fhir_ccm.definitions import resource_types
-from fhir_ccm.errors import Invalid
+from fhir_ccm.errors import Invalid, NotSupported
 from fhir_ccm.formats.json_format import parse_json, parse_resource
 from fhir_ccm.formats.summary import check_elements_exist
 from fhir_ccm.formats.xml_format import xml_to_resource
@@ -52,7 +52,7 @@ from fhir_ccm.store import Store
 blueprint = Blueprint("fhir", __name__)
 PATCH_FORMATS = (JSON_PATCH,)
 FORMAT_ONLY = frozenset({"_format", "_pretty"})
-SEARCH_ENDPOINTS = frozenset({"handle_search_type", "handle_search_system", "handle_search_compartment"})
+OPERATION_RULES = ("/$<operation>", "/<resource_type>/$<operation>", "/<resource_type>/<id>/$<operation>")
 PREFER_RETURN = ("minimal", "representation", "OperationOutcome")
 
 
@@ -123,7 +123,8 @@ def negotiate() -> None:
     """Settle the response format before any interaction runs, so a bad one writes nothing."""
     g.fhir_format = response_format(request.args, request.headers.get("Accept"))
     g.prefer = prefer()
-    is_search = (request.endpoint or "").rsplit(".", 1)[-1].rsplit("_", 1)[0] in SEARCH_ENDPOINTS
+    view = current_app.view_functions.get(request.endpoint or "")
+    is_search = view in (handle_search_type, handle_search_system, handle_search_compartment)
     if g.fhir_format.summary == "count" and not is_search:
         raise Invalid("_summary=count applies to searches only")
     resource_type = (request.view_args or {}).get("resource_type")
@@ -251,6 +252,13 @@ def handle_search_compartment(compartment: str, compartment_id: str, resource_ty
     )
 
 
+def handle_operation(operation: str, resource_type: str | None = None, id: str | None = None) -> Response:
+    """Operations (``$validate``, ``$reconcile``...) the server does not implement yet: 501, not 404."""
+    if resource_type is not None:
+        require_type(resource_type)
+    raise NotSupported(f"The operation ${operation} is not supported by this server yet")
+
+
 def handle_batch() -> Response:
     _, bundle = read_body()
     return respond(batch_or_transaction(store(), context(), bundle, g.prefer.get("return")))
@@ -288,6 +296,7 @@ ROUTES: tuple[Route, ...] = (
     Route("/<resource_type>/<id>", "DELETE", handle_delete, "delete", "type"),
     Route("/<resource_type>/<id>/_history", "GET", handle_history_instance, "history-instance", "type"),
     Route("/<resource_type>/<id>/_history/<version_id>", "GET", handle_vread, "vread", "type"),
+    *(Route(rule, method, handle_operation, "", "system") for rule in OPERATION_RULES for method in ("GET", "POST")),
 )
 
 
@@ -300,10 +309,10 @@ def interaction_codes(level: str) -> list[str]:
     return codes
 
 
-for _route in ROUTES:
+for _number, _route in enumerate(ROUTES):
     blueprint.add_url_rule(
         _route.rule,
-        endpoint=f"{_route.handler.__name__}_{_route.method.lower()}",
+        endpoint=f"{_route.handler.__name__}_{_route.method.lower()}_{_number}",
         view_func=_route.handler,
         methods=[_route.method],
         strict_slashes=False,

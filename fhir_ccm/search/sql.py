@@ -66,9 +66,11 @@ DATE_ARGUMENTS = {
     "eb": ("sl",),
     "ap": ("ah", "al"),
 }
+# A number's implied range is half-open: ``100`` is [99.5, 100.5) (search.html#number), so eq
+# takes ``high < sh``; the other prefixes compare with exactly the value given.
 NUMBER_PREFIXES = {
-    "eq": ("({c}low >= ? AND {c}high <= ?)", ("sl", "sh")),
-    "ne": ("NOT ({c}low >= ? AND {c}high <= ?)", ("sl", "sh")),
+    "eq": ("({c}low >= ? AND {c}high < ?)", ("sl", "sh")),
+    "ne": ("NOT ({c}low >= ? AND {c}high < ?)", ("sl", "sh")),
     "gt": ("{c}high > ?", ("v",)),
     "lt": ("{c}low < ?", ("v",)),
     "ge": ("{c}high >= ?", ("v",)),
@@ -337,12 +339,35 @@ def _string(value: StringValue, c: str, modifier: str | None) -> Fragment:
 
 
 def _uri(value: UriValue, c: str, modifier: str | None) -> Fragment:
-    """Exact by default; ``:below`` the stored uri starts with the value, ``:above`` the value starts with it."""
+    """Exact by default; ``:below`` the value or a path under it, ``:above`` the value or a parent path.
+
+    Paths are compared by segment (search.html#uri): ``http://x.org/a`` is above
+    ``http://x.org/a/b`` but not above ``http://x.org/ab``.
+    """
     if modifier == "below":
-        return Fragment(f"{c}uri >= ? AND {c}uri < ?", [value.uri, value.uri + "\U0010ffff"])
+        base = value.uri.rstrip("/")
+        return Fragment(f"({c}uri = ? OR ({c}uri >= ? AND {c}uri < ?))", [base, base + "/", base + "/\U0010ffff"])
     if modifier == "above":
-        return Fragment(f"substr(?, 1, length({c}uri)) = {c}uri", [value.uri])
+        parents = uri_parents(value.uri)
+        return Fragment(f"{c}uri IN ({_placeholders(parents)})", parents)
     return Fragment(f"{c}uri = ?", [value.uri])
+
+
+def uri_parents(uri: str) -> list[str]:
+    """``uri`` and every parent path down to its authority, each with and without a trailing slash."""
+    scheme = uri.find("://")
+    root = uri.find("/", scheme + 3) if scheme >= 0 else -1
+    if root < 0 and scheme < 0:
+        return [uri]  # a URN has no path
+    trimmed = uri.rstrip("/")
+    found = [uri, trimmed, trimmed + "/"]
+    end = len(trimmed)
+    while root >= 0:
+        end = trimmed.rfind("/", 0, end)
+        if end < root:
+            break
+        found += [trimmed[:end], trimmed[:end] + "/"]
+    return list(dict.fromkeys(found))
 
 
 def _like(text: str) -> str:

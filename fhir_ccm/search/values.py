@@ -76,16 +76,23 @@ def date_range(text: str) -> Range:
                 end = start + timedelta(minutes=1) - timedelta(milliseconds=1)
             else:
                 start = start.replace(second=int(parts["second"]))
-                fraction = parts["fraction"]
-                if fraction is None:
-                    end = start + timedelta(seconds=1) - timedelta(milliseconds=1)
-                else:
-                    millis = int((fraction + "00")[:3])
-                    start = start.replace(microsecond=millis * 1000)
-                    end = start
+                start, end = _second_range(start, parts["fraction"])
     except ValueError:
         raise Invalid(f"'{text}' is not a valid date") from None
     return Range(_millis(start), _millis(end))
+
+
+def _second_range(start: datetime, fraction: str | None) -> tuple[datetime, datetime]:
+    """A second and its fraction as a range by precision: ``.2`` is .200 to .299, as index rows have it.
+
+    Only milliseconds are stored, so three or more digits name one millisecond.
+    """
+    if fraction is None:
+        return start, start + timedelta(seconds=1) - timedelta(milliseconds=1)
+    digits = fraction[:3]
+    step = 10 ** (3 - len(digits))
+    start = start.replace(microsecond=int(digits) * step * 1000)
+    return start, start + timedelta(milliseconds=step - 1)
 
 
 def decimal_value(text: str) -> Decimal:

@@ -556,3 +556,18 @@ def test_unknown_endpoints_and_methods_answer_outcomes(client):
     ):
         assert response.status_code in (404, 405)
         assert response.get_json()["resourceType"] == "OperationOutcome"
+
+
+def test_history_at_gives_the_versions_current_then(client, store):
+    put(client, "Patient", "p1", {**PATIENT, "id": "p1"})
+    first = store.read("Patient", "p1").last_updated
+    put(client, "Patient", "p1", {**PATIENT, "id": "p1", "gender": "other"})
+    second = store.read("Patient", "p1").last_updated
+    at_first = client.get(f"/fhir/Patient/p1/_history?_at={first}").get_json()
+    assert [e["resource"]["meta"]["versionId"] for e in at_first["entry"]] == ["1"] or first == second
+    at_second = client.get(f"/fhir/Patient/p1/_history?_at={second}").get_json()
+    assert [e["resource"]["meta"]["versionId"] for e in at_second["entry"]] == ["2"]
+    whole_day = client.get(f"/fhir/Patient/p1/_history?_at={second[:10]}").get_json()
+    assert whole_day["total"] == 2
+    assert client.get("/fhir/Patient/p1/_history?_at=2001").get_json()["total"] == 0
+    assert client.get("/fhir/_history?_at=someday").status_code == 400

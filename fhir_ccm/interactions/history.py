@@ -16,13 +16,14 @@ from fhir_ccm.errors import Invalid
 from fhir_ccm.formats.json_format import parse_json
 from fhir_ccm.interactions import Context, Result
 from fhir_ccm.interactions.resource_types import require_id, require_type
+from fhir_ccm.search.values import date_range
 from fhir_ccm.store import HistoryQuery, Store, StoredVersion
 from fhir_ccm.store.sqlite import format_instant
 
 DEFAULT_COUNT = 20
 MAX_COUNT = 1000
 CURSOR = "_cursor"
-HISTORY_PARAMETERS = frozenset({"_count", "_since", CURSOR})
+HISTORY_PARAMETERS = frozenset({"_count", "_since", "_at", CURSOR})
 STATUS_BY_METHOD = {"POST": "201 Created", "PUT": "200 OK", "PATCH": "200 OK", "DELETE": "204 No Content"}
 
 
@@ -43,8 +44,9 @@ def history(
         raise Invalid(f"Unknown history parameter(s): {', '.join(unknown)}")
     count = _count(params.get("_count"))
     since = parse_instant(params["_since"]) if "_since" in params else None
+    at = at_range(params["_at"]) if "_at" in params else None
     cursor = _cursor(params.get(CURSOR))
-    page = store.history(HistoryQuery(resource_type, id, since, cursor, count))
+    page = store.history(HistoryQuery(resource_type, id, since, at, cursor, count))
     path = "/".join(part for part in (resource_type, id, "_history") if part)
     kept = {k: v for k, v in params.items() if k != CURSOR}
     links = [{"relation": "self", "url": _url(context, path, params)}]
@@ -98,6 +100,18 @@ def _cursor(value: str | None) -> int | None:
     if not value.isdigit():
         raise Invalid(f"Invalid paging cursor '{value}'")
     return int(value)
+
+
+def at_range(value: str) -> tuple[str, str]:
+    """``_at=2026-03``: the instants of that month, as the store's UTC text."""
+    text = value.strip().replace(" ", "+")
+    try:
+        bounds = date_range(text)
+    except Invalid:
+        raise Invalid(f"_at '{value}' is not a valid date or instant") from None
+    low = datetime.fromtimestamp(bounds.low / 1000, UTC)
+    high = datetime.fromtimestamp(bounds.high / 1000, UTC)
+    return format_instant(low), format_instant(high)
 
 
 def parse_instant(value: str) -> str:

@@ -9,7 +9,7 @@ in ``SearchQuery.ignored``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -25,7 +25,7 @@ from fhir_ccm.search.values import (
     number_range,
     split_prefix,
 )
-from fhir_ccm.validation.valuesets import expand
+from fhir_ccm.validation.valuesets import Expansion, expand
 
 DEFAULT_COUNT = 20
 MAX_COUNT = 1000
@@ -48,6 +48,19 @@ RESULT_PARAMETERS = frozenset(
     {"_sort", "_count", "_total", "_include", "_revinclude", "_summary", "_elements", "_snapshot", "_offset"}
 )
 FORMAT_PARAMETERS = frozenset({"_format", "_pretty"})
+# Result parameters given at most once, and the SearchQuery field each sets.
+SINGLE_RESULT_PARAMETERS = {
+    "_sort": "sort",
+    "_count": "count",
+    "_total": "total",
+    "_summary": "summary",
+    "_snapshot": "snapshot",
+    "_offset": "offset",
+}
+
+# ``:in`` / ``:not-in``: the codes of the ValueSet with a canonical URL, or None if it cannot be listed.
+# The default knows the R4 definitions; the search interaction adds the ValueSets the store holds.
+ValueSetResolver = Callable[[str], Expansion | None]
 
 
 # -- values -------------------------------------------------------------------------
@@ -241,7 +254,13 @@ def _common_parameter(code: str, types: Sequence[str]) -> SearchParam | None:
     return found[0] if len(kinds) == 1 else None
 
 
-def parse_value(kind: str, modifier: str | None, text: str, param: SearchParam | None = None) -> Any:
+def parse_value(
+    kind: str,
+    modifier: str | None,
+    text: str,
+    param: SearchParam | None = None,
+    value_sets: ValueSetResolver = expand,
+) -> Any:
     """One value of a parameter of ``kind``."""
     if modifier == "missing":
         if text not in ("true", "false"):
@@ -250,7 +269,7 @@ def parse_value(kind: str, modifier: str | None, text: str, param: SearchParam |
     if not text:
         raise Invalid("Search values must not be empty")
     if kind == "token":
-        return _token_value(modifier, text)
+        return _token_value(modifier, text, value_sets)
     if kind == "string":
         return StringValue(normalize_text(_unescape(text)), _unescape(text))
     if kind in PREFIXED_KINDS:
@@ -265,11 +284,11 @@ def parse_value(kind: str, modifier: str | None, text: str, param: SearchParam |
     raise Invalid(f"Parameters of type {kind} are not searchable")
 
 
-def _token_value(modifier: str | None, text: str) -> Any:
+def _token_value(modifier: str | None, text: str, value_sets: ValueSetResolver = expand) -> Any:
     if modifier == "text":
         return TextValue(normalize_text(_unescape(text)))
     if modifier in ("in", "not-in"):
-        codes = expand(_unescape(text))
+        codes = value_sets(_unescape(text).split("|", 1)[0])
         if codes is None:
             raise Invalid(f"The ValueSet '{text}' is not known to this server or cannot be expanded")
         return CodeSetValue(_unescape(text), codes)
@@ -353,16 +372,16 @@ class UnknownParameter(Invalid):
         self.name = name
 
 
-def parse_criterion(name: str, text: str, types: Sequence[str]) -> Criterion:
+def parse_criterion(name: str, text: str, types: Sequence[str], value_sets: ValueSetResolver = expand) -> Criterion:
     """One ``name=value`` pair (name may carry a modifier and a chain)."""
     if name.startswith("_has:"):
-        return _parse_has(name, text, types)
+        return _parse_has(name, text, types, value_sets)
     head, dot, rest = name.partition(".")
     code, colon, modifier_text = head.partition(":")
     modifier = modifier_text if colon else None
     param = _resolve_parameter(code, types)
     if dot:
-        return _parse_chain(param, modifier, rest, text)
+        return _parse_chain(param, modifier, rest, text, value_sets)
     kind = param.type
     if modifier is not None and modifier not in MODIFIERS.get(kind, ()):
         if not (kind == "reference" and modifier in resource_types()):
@@ -370,14 +389,16 @@ def parse_criterion(name: str, text: str, types: Sequence[str]) -> Criterion:
         if param.targets and modifier not in param.targets:
             raise Invalid(f"'{code}' cannot point to {modifier}; it points to {', '.join(param.targets)}")
     raw_values = [text] if modifier == "missing" else _split_unescaped(text, ",")
-    values = tuple(parse_value(kind, modifier, raw, param) for raw in raw_values)
+    values = tuple(parse_value(kind, modifier, raw, param, value_sets) for raw in raw_values)
     targets = param.targets
     if kind == "reference" and modifier in resource_types():
         targets = (modifier,)
     return Criterion(code, kind, modifier, values, target_types=tuple(targets))
 
 
-def _parse_chain(param: SearchParam, modifier: str | None, rest: str, text: str) -> Criterion:
+def _parse_chain(
+    param: SearchParam, modifier: str | None, rest: str, text: str, value_sets: ValueSetResolver
+) -> Criterion:
     if param.type != "reference":
         raise Invalid(f"Only reference parameters can be chained; '{param.code}' is a {param.type}")
     if modifier is not None and modifier not in resource_types():
@@ -386,16 +407,18 @@ def _parse_chain(param: SearchParam, modifier: str | None, rest: str, text: str)
     next_code = rest.partition(".")[0].partition(":")[0]
     targets = tuple(t for t in candidates if next_code in parameters_for(t) or next_code == "_has")
     if not targets:
-        raise Invalid(f"None of the types '{param.code}' points to has a search parameter '{next_code}'")
+        raise UnknownParameter(
+            next_code, f"None of the types '{param.code}' points to has a search parameter '{next_code}'"
+        )
     if len(targets) > 1:
         kinds = {parameters_for(t)[next_code].type for t in targets if next_code in parameters_for(t)}
         if len(kinds) > 1:
             raise Invalid(f"The chain '{param.code}.{rest}' is ambiguous; name the type (:{targets[0]})")
-    chained = parse_criterion(rest, text, targets)
+    chained = parse_criterion(rest, text, targets, value_sets)
     return Criterion(param.code, "reference", None, (), chain=chained, target_types=targets)
 
 
-def _parse_has(name: str, text: str, types: Sequence[str]) -> Criterion:
+def _parse_has(name: str, text: str, types: Sequence[str], value_sets: ValueSetResolver) -> Criterion:
     pieces = name.split(":", 3)
     if len(pieces) != 4 or not all(pieces):
         raise Invalid(f"'{name}' is not _has:[type]:[reference parameter]:[parameter]")
@@ -407,14 +430,16 @@ def _parse_has(name: str, text: str, types: Sequence[str]) -> Criterion:
         raise Invalid(f"'{reference_code}' is not a reference parameter of {source_type}")
     if reference.targets and not set(types) & set(reference.targets):
         raise Invalid(f"{source_type}.{reference_code} never points to {', '.join(types)}")
-    criterion = parse_criterion(rest, text, (source_type,))
+    criterion = parse_criterion(rest, text, (source_type,), value_sets)
     return Criterion("_has", "has", None, (), has=Has(source_type, reference_code, criterion))
 
 
 def _parse_include(text: str, types: Sequence[str], reverse: bool, iterate: bool) -> Include:
     pieces = text.split(":")
     if text == "*":
-        return Include(types[0] if len(types) == 1 else "*", None, None, iterate, reverse)
+        # _include=*: every reference of the matches; _revinclude=*: every resource referencing them.
+        source = types[0] if len(types) == 1 and not reverse else "*"
+        return Include(source, None, None, iterate, reverse)
     if len(pieces) not in (2, 3) or pieces[0] not in resource_types():
         raise Invalid(f"'{text}' is not a valid include ([type]:[parameter] or [type]:[parameter]:[target])")
     source_type, code = pieces[0], pieces[1]
@@ -453,8 +478,15 @@ def parse_search(
     params: Iterable[tuple[str, str]],
     lenient: bool = False,
     extra_result_parameters: Iterable[str] = (),
+    value_sets: ValueSetResolver = expand,
 ) -> SearchQuery:
-    """Parse a search on ``types`` (one type, or several for a system search)."""
+    """Parse a search on ``types`` (one type, or several for a system search).
+
+    Every error names the parameter it is about. With ``lenient``, parameters
+    the server does not know are set aside in ``ignored`` (and left out of
+    ``used``, the self link); malformed values and unknown modifiers are still
+    errors.
+    """
     criteria: list[Criterion] = []
     includes: list[Include] = []
     revincludes: list[Include] = []
@@ -464,18 +496,20 @@ def parse_search(
     for name, text in params:
         if name in FORMAT_PARAMETERS or name in extra_result_parameters:
             continue
-        if name in RESULT_PARAMETERS or name.startswith(("_include", "_revinclude")):
-            _parse_result_parameter(name, text, types, options, includes, revincludes)
-            if name not in ("_snapshot", "_offset"):
-                used.append((name, text))
-            continue
         try:
-            criteria.append(parse_criterion(name, text, types))
-        except UnknownParameter as error:
+            if name in RESULT_PARAMETERS or name.startswith(("_include", "_revinclude")):
+                spelled = _parse_result_parameter(name, text, types, options, includes, revincludes)
+                if spelled is not None:
+                    used.append((name, spelled))
+                continue
+            criteria.append(parse_criterion(name, text, types, value_sets))
+        except UnknownParameter:
             if not lenient:
                 raise
-            ignored.append(error.name if "." not in name else name)
+            ignored.append(name)
             continue
+        except Invalid as error:
+            raise _naming(error, name) from None
         used.append((name, text))
     return SearchQuery(
         resource_types=tuple(types),
@@ -488,6 +522,13 @@ def parse_search(
     )
 
 
+def _naming(error: Invalid, name: str) -> Invalid:
+    """``error`` with the parameter's name in front, unless it names it already."""
+    if f"'{name}'" in error.message or error.message.startswith(name):
+        return error
+    return Invalid(f"Search parameter '{name}': {error.message}")
+
+
 def _parse_result_parameter(
     name: str,
     text: str,
@@ -495,19 +536,22 @@ def _parse_result_parameter(
     options: dict[str, Any],
     includes: list[Include],
     revincludes: list[Include],
-) -> None:
+) -> str | None:
+    """Record one result parameter; return its value as the self link shows it (None: not shown)."""
     if name.startswith(("_include", "_revinclude")):
         base, _, modifier = name.partition(":")
         if base not in ("_include", "_revinclude") or modifier not in ("", "iterate", "recurse"):
             raise Invalid(f"Unknown parameter '{name}'")
         reverse = base == "_revinclude"
         (revincludes if reverse else includes).append(_parse_include(text, types, reverse, bool(modifier)))
-    elif name in options or (name == "_sort" and "sort" in options):
+        return text
+    if SINGLE_RESULT_PARAMETERS.get(name) in options:
         raise Invalid(f"'{name}' may be given only once")
-    elif name == "_sort":
+    if name == "_sort":
         options["sort"] = _parse_sort(text, types)
     elif name == "_count":
         options["count"] = _count(text)
+        return str(options["count"])  # as capped
     elif name == "_total":
         if text not in TOTAL_MODES:
             raise Invalid(f"_total must be one of {', '.join(TOTAL_MODES)}, not '{text}'")
@@ -518,7 +562,10 @@ def _parse_result_parameter(
         options["summary"] = text
     elif name == "_snapshot":
         options["snapshot"] = text
+        return None
     elif name == "_offset":
         if not text.isdigit():
             raise Invalid(f"_offset must be a non-negative integer, not '{text}'")
         options["offset"] = int(text)
+        return None
+    return text

@@ -51,6 +51,7 @@ class HistoryQuery:
     resource_type: str | None = None
     id: str | None = None
     since: str | None = None  # versions written at or after this instant
+    at: tuple[str, str] | None = None  # versions current at some moment of this [low, high] instant range
     before_seq: int | None = None  # paging cursor: versions older than this
     count: int = 20
 

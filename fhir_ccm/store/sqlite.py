@@ -225,6 +225,14 @@ class SQLiteStore:
         if query.since is not None:
             conditions.append("last_updated >= ?")
             params.append(query.since)
+        if query.at is not None:
+            # current at some moment of [low, high]: written by high, not replaced before low
+            conditions.append(
+                "last_updated <= ? AND NOT EXISTS (SELECT 1 FROM resource_versions later"
+                " WHERE later.type = resource_versions.type AND later.id = resource_versions.id"
+                " AND later.version > resource_versions.version AND later.last_updated <= ?)"
+            )
+            params += [query.at[1], query.at[0]]
         where = " AND ".join(conditions) or "1"
         page_where, page_params = where, list[object](params)
         if query.before_seq is not None:

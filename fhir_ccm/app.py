@@ -55,6 +55,9 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
 
 def handle_error(error: Exception) -> Response:
     """Every failure becomes an OperationOutcome in the requested format."""
+    if isinstance(error, HTTPException) and (error.code or 500) >= 500:
+        logger.error("Internal error on %s %s: %s", request.method, request.path, error)
+        error = RuntimeError(str(error))
     if isinstance(error, HTTPException) and not isinstance(error, FhirError):
         fhir_error_class = _HTTP_ERRORS.get(error.code or 500, Invalid)
         if error.code == 413:

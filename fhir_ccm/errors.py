@@ -8,6 +8,7 @@ that happens. Transaction entries reuse the same rendering for
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -23,10 +24,22 @@ class Issue:
     expression: tuple[str, ...] = ()
 
     def to_fhir(self) -> dict[str, Any]:
-        issue: dict[str, Any] = {"severity": self.severity, "code": self.code, "diagnostics": self.diagnostics}
+        issue: dict[str, Any] = {
+            "severity": self.severity,
+            "code": self.code,
+            "diagnostics": printable(self.diagnostics),
+        }
         if self.expression:
-            issue["expression"] = list(self.expression)
+            issue["expression"] = [printable(expression) for expression in self.expression]
         return issue
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+
+
+def printable(text: str) -> str:
+    """Text safe for JSON and XML alike: control characters an error message may echo become ``\\uXXXX``."""
+    return _CONTROL.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 class FhirError(Exception):

@@ -44,6 +44,7 @@ from fhir_ccm.interactions.delete import delete
 from fhir_ccm.interactions.history import history
 from fhir_ccm.interactions.patch import patch
 from fhir_ccm.interactions.read import read, vread
+from fhir_ccm.interactions.reconcile import parse_persist, reconcile_bundle, reconcile_patient
 from fhir_ccm.interactions.resource_types import require_type
 from fhir_ccm.interactions.search import search_compartment, search_system, search_type
 from fhir_ccm.interactions.update import update
@@ -259,6 +260,21 @@ def handle_operation(operation: str, resource_type: str | None = None, id: str |
     raise NotSupported(f"The operation ${operation} is not supported by this server yet")
 
 
+def optional_body() -> dict[str, Any] | None:
+    data = request.get_data(cache=True)
+    return read_body()[1] if data.strip() else None
+
+
+def handle_reconcile_patient(id: str) -> Response:
+    persist = parse_persist(optional_body())
+    return respond(reconcile_patient(store(), context(), id, persist))
+
+
+def handle_reconcile_bundle() -> Response:
+    _, bundle = read_body()
+    return respond(reconcile_bundle(store(), context(), bundle))
+
+
 def handle_batch() -> Response:
     _, bundle = read_body()
     return respond(batch_or_transaction(store(), context(), bundle, g.prefer.get("return")))
@@ -296,6 +312,8 @@ ROUTES: tuple[Route, ...] = (
     Route("/<resource_type>/<id>", "DELETE", handle_delete, "delete", "type"),
     Route("/<resource_type>/<id>/_history", "GET", handle_history_instance, "history-instance", "type"),
     Route("/<resource_type>/<id>/_history/<version_id>", "GET", handle_vread, "vread", "type"),
+    Route("/Patient/<id>/$reconcile", "POST", handle_reconcile_patient, "", "system"),
+    Route("/$reconcile", "POST", handle_reconcile_bundle, "", "system"),
     *(Route(rule, method, handle_operation, "", "system") for rule in OPERATION_RULES for method in ("GET", "POST")),
 )
 

@@ -4,6 +4,7 @@
     fhir-ccm load [--database FILE] FILE_OR_DIR...
     fhir-ccm init-db --database FILE
     fhir-ccm reindex [--database FILE] [--type TYPE]
+    fhir-ccm reconcile [--database FILE] --patient ID [--persist] [--json]
 
 Each option has an environment variable of the same meaning
 (``FHIR_CCM_DATABASE``, ``FHIR_CCM_HOST``, ``FHIR_CCM_PORT``, ``FHIR_CCM_WORKERS``...);
@@ -37,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     init_db = commands.add_parser("init-db", help="create an empty database")
     init_db.add_argument("--database", help="SQLite file (FHIR_CCM_DATABASE, default fhir-ccm.db)")
 
+    reconcile = commands.add_parser("reconcile", help="reconcile what several providers say about one patient")
+    reconcile.add_argument("--database", help="SQLite file (FHIR_CCM_DATABASE, default fhir-ccm.db)")
+    reconcile.add_argument("--patient", required=True, help="the Patient id")
+    reconcile.add_argument("--persist", action="store_true", help="store the unified plan, list, team and conflicts")
+    reconcile.add_argument("--json", action="store_true", help="print the collection Bundle as JSON")
+
     reindex = commands.add_parser("reindex", help="rebuild the search index from the stored resources")
     reindex.add_argument("--database", help="SQLite file (FHIR_CCM_DATABASE, default fhir-ccm.db)")
     reindex.add_argument("--type", dest="resource_type", help="only resources of this type")
@@ -45,7 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    overrides = {k: v for k, v in vars(args).items() if k not in ("command", "paths", "resource_type")}
+    overrides = {
+        k: v
+        for k, v in vars(args).items()
+        if k not in ("command", "paths", "resource_type", "patient", "persist", "json")
+    }
     config = Config.from_env(**overrides)
     if args.command == "serve":
         from fhir_ccm.server import serve
@@ -60,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from fhir_ccm.store.sqlite import SQLiteStore
 
+    if args.command == "reconcile":
+        return run_reconcile(config, args.patient, args.persist, args.json)
     if args.command == "reindex":
         from fhir_ccm.reindex import reindex
 
@@ -84,6 +97,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     for where, why in report.failed or []:
         print(f"  failed: {where}: {why}", file=sys.stderr)
     return 1 if report.failed else 0
+
+
+def run_reconcile(config: Config, patient: str, persist: bool, as_json: bool) -> int:
+    from fhir_ccm.errors import FhirError
+    from fhir_ccm.formats.json_format import dump_json
+    from fhir_ccm.interactions import Context
+    from fhir_ccm.interactions.reconcile import reconcile_patient
+    from fhir_ccm.reports.reconciliation import summarize
+    from fhir_ccm.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(config.database)
+    try:
+        result = reconcile_patient(store, Context(base_url=config.base_url or Context().base_url), patient, persist)
+    except FhirError as error:
+        print(f"reconcile failed: {error.message}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    assert result.resource is not None
+    print(dump_json(result.resource, pretty=True) if as_json else summarize(result.resource))
+    return 0
 
 
 if __name__ == "__main__":

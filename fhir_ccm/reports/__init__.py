@@ -1,0 +1,1 @@
+"""Human-readable renderings of what the server produces, for the command line."""

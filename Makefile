@@ -6,6 +6,8 @@ DATABASE ?= fhir-ccm.db
 HOST ?= 127.0.0.1
 PORT ?= 8080
 WORKERS ?= 2
+# The example data set; examples/reconcile holds the engine's golden scenarios, not data to serve.
+EXAMPLE_DATA := $(filter-out examples/reconcile/,$(sort $(wildcard examples/*/)))
 
 .PHONY: setup serve test bench lint definitions clean
 
@@ -18,7 +20,7 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 serve: setup
-	$(BIN)/python -m fhir_ccm load --database $(DATABASE) examples
+	$(BIN)/python -m fhir_ccm load --database $(DATABASE) $(EXAMPLE_DATA)
 	$(BIN)/python -m fhir_ccm serve --host $(HOST) --port $(PORT) --database $(DATABASE) --workers $(WORKERS)
 
 test: setup

@@ -20,6 +20,8 @@ from fhir_ccm.store.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+# The served data set, without the coordination engine's golden scenarios.
+EXAMPLE_DATA = sorted(path for path in EXAMPLES.iterdir() if path.is_dir() and path.name != "reconcile")
 FHIR_JSON = "application/fhir+json"
 
 

@@ -8,7 +8,7 @@ import sys
 from collections import Counter
 
 import pytest
-from conftest import EXAMPLES
+from conftest import EXAMPLE_DATA, EXAMPLES
 
 from fhir_ccm.loader import load_paths
 from fhir_ccm.validation import check_issues
@@ -18,7 +18,7 @@ PERSIST = {"resourceType": "Parameters", "parameter": [{"name": "persist", "valu
 
 @pytest.fixture
 def loaded(app):
-    load_paths(app.extensions["fhir_ccm.store"], [EXAMPLES])
+    load_paths(app.extensions["fhir_ccm.store"], EXAMPLE_DATA)
     return app.test_client()
 
 
@@ -109,7 +109,9 @@ def test_sources_about_different_patients_are_422(loaded):
 
 def test_reconcile_command(database):
     run = [sys.executable, "-m", "fhir_ccm"]
-    subprocess.run([*run, "load", "--database", str(database), str(EXAMPLES)], check=True, capture_output=True)
+    subprocess.run(
+        [*run, "load", "--database", str(database), *map(str, EXAMPLE_DATA)], check=True, capture_output=True
+    )
     summary = subprocess.run(
         [*run, "reconcile", "--database", str(database), "--patient", "ccm-johnson"],
         check=True,

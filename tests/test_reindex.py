@@ -4,7 +4,7 @@ import sqlite3
 import subprocess
 import sys
 
-from conftest import EXAMPLES
+from conftest import EXAMPLE_DATA, EXAMPLES
 
 from fhir_ccm.loader import load_paths
 from fhir_ccm.reindex import reindex
@@ -17,7 +17,7 @@ def patient_careplans(store) -> list[str]:
 
 
 def test_reindex_rebuilds_a_lost_index(store, database):
-    load_paths(store, [EXAMPLES])
+    load_paths(store, EXAMPLE_DATA)
     before = patient_careplans(store)
     assert len(before) == 3
     connection = sqlite3.connect(database)

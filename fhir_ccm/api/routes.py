@@ -277,7 +277,8 @@ def handle_reconcile_bundle() -> Response:
 
 def handle_batch() -> Response:
     _, bundle = read_body()
-    return respond(batch_or_transaction(store(), context(), bundle, g.prefer.get("return")))
+    allow_multiple_delete = bool(current_app.config["FHIR_CCM"].conditional_delete_multiple)
+    return respond(batch_or_transaction(store(), context(), bundle, g.prefer.get("return"), allow_multiple_delete))
 
 
 # -- the route table ----------------------------------------------------------

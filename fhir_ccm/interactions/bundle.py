@@ -3,13 +3,17 @@
 A transaction is all or nothing: every entry runs through the same interaction
 functions as a single request, inside one store transaction; the first failing
 entry rolls everything back and names itself in the OperationOutcome. Entries
-run in the order the spec gives (DELETE, POST, PUT/PATCH, GET/HEAD).
+run in the order the spec gives (DELETE, POST, PUT/PATCH, GET/HEAD), so a GET
+sees the writes of its transaction. Two entries may not write the same
+resource, also when conditional urls resolve to it, nor share a fullUrl (400).
 
-``urn:uuid:``/``urn:oid:`` fullUrls are resolved to the ids the server assigns,
-and every reference to them is rewritten, wherever it sits in a resource
-(also in narrative links). Conditional references (``Patient?identifier=x|1``)
-are resolved inside the transaction. Resources whose references are known up
-front are validated before the write lock is taken.
+``urn:uuid:``/``urn:oid:`` fullUrls are resolved to the ids the server assigns
+(for conditional creates and updates, the match or the id to create, decided
+under the write lock once the deletions ran), and every reference to them is
+rewritten, wherever it sits in a resource (also in narrative links).
+Conditional references (``Patient?identifier=x|1``) are resolved when their
+entry runs, so they see the entries processed before it. Resources whose
+references are known up front are validated before the write lock is taken.
 
 In a batch each entry stands alone and reports its own outcome.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -42,7 +47,7 @@ from fhir_ccm.interactions.history import history
 from fhir_ccm.interactions.patch import patch
 from fhir_ccm.interactions.read import read, vread
 from fhir_ccm.interactions.resource_types import ID_PATTERN
-from fhir_ccm.interactions.search import search_type
+from fhir_ccm.interactions.search import search_system, search_type
 from fhir_ccm.interactions.update import update
 from fhir_ccm.interactions.versions import PreparedResource, prepare_resource
 from fhir_ccm.store import Store
@@ -50,6 +55,7 @@ from fhir_ccm.store import Store
 METHOD_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 TEMPORARY_PREFIXES = ("urn:uuid:", "urn:oid:")
 JSON_PATCH = "application/json-patch+json"
+logger = logging.getLogger("fhir_ccm")
 
 
 @dataclass(frozen=True)
@@ -86,8 +92,8 @@ class Entry:
         return f"Entry {self.index} ({self.method} {self.url})"
 
 
-def parse_entries(bundle: dict[str, Any]) -> list[Entry]:
-    """The entries of a batch/transaction Bundle, checked for shape."""
+def parse_entries(bundle: dict[str, Any], base_url: str = "") -> list[Entry]:
+    """The entries of a batch/transaction Bundle, checked for shape; urls on this server made relative."""
     entries = []
     for index, raw in enumerate(bundle.get("entry") or []):
         if not isinstance(raw, dict) or not isinstance(raw.get("request"), dict):
@@ -107,7 +113,7 @@ def parse_entries(bundle: dict[str, Any]) -> list[Entry]:
                 index=index,
                 full_url=raw.get("fullUrl"),
                 method=method,
-                url=url,
+                url=_relative(url, base_url),
                 resource=resource,
                 preconditions=Preconditions(
                     if_match=request.get("ifMatch"),
@@ -117,13 +123,22 @@ def parse_entries(bundle: dict[str, Any]) -> list[Entry]:
                 if_none_exist=request.get("ifNoneExist"),
             )
         )
-        if entries[-1].resource_type not in resource_types() and method != "GET":
+        if entries[-1].resource_type not in resource_types() and method not in ("GET", "HEAD"):
             raise Invalid(f"Entry {index} ({method} {url}) names no known resource type")
-    _refuse_duplicates(entries)
     return entries
 
 
+def _relative(url: str, base_url: str) -> str:
+    """``http://server/fhir/Patient/1`` as ``Patient/1`` when it names this server; other absolute urls fail."""
+    if base_url and url.startswith(base_url + "/"):
+        return url[len(base_url) + 1 :]
+    if urlsplit(url).scheme:
+        raise Invalid(f"The request url {url} is not on this server")
+    return url
+
+
 def _refuse_duplicates(entries: list[Entry]) -> None:
+    """A transaction may name each fullUrl once and write each resource once; a batch may repeat them."""
     full_urls: set[str] = set()
     targets: set[str] = set()
     for entry in entries:
@@ -138,17 +153,25 @@ def _refuse_duplicates(entries: list[Entry]) -> None:
             targets.add(target)
 
 
-def batch_or_transaction(store: Store, context: Context, bundle: dict[str, Any], prefer_return: str | None) -> Result:
+def batch_or_transaction(
+    store: Store,
+    context: Context,
+    bundle: dict[str, Any],
+    prefer_return: str | None,
+    allow_multiple_delete: bool = False,
+) -> Result:
     if bundle.get("resourceType") != "Bundle":
         raise Invalid("POST to the base URL takes a Bundle of type batch or transaction")
     kind = bundle.get("type")
     if kind not in ("batch", "transaction"):
         raise Invalid(f"A Bundle of type '{kind}' cannot be processed; send type batch or transaction")
-    entries = parse_entries(bundle)
+    entries = parse_entries(bundle, context.base_url)
+    options = _Options(prefer_return, allow_multiple_delete)
     if kind == "transaction":
-        responses = _transaction(store, context, entries, prefer_return)
+        _refuse_duplicates(entries)
+        responses = _transaction(store, context, entries, options)
     else:
-        responses = [_batch_entry(store, context, entry, prefer_return) for entry in entries]
+        responses = [_batch_entry(store, context, entry, options) for entry in entries]
     return Result(
         200,
         resource={"resourceType": "Bundle", "type": f"{kind}-response", "entry": responses},
@@ -156,27 +179,59 @@ def batch_or_transaction(store: Store, context: Context, bundle: dict[str, Any],
     )
 
 
+@dataclass(frozen=True)
+class _Options:
+    """How the request asks entries to be answered, and what the server allows."""
+
+    prefer_return: str | None
+    allow_multiple_delete: bool
+
+
 # -- transactions -----------------------------------------------------------------------
 
 
-def _transaction(
-    store: Store, context: Context, entries: list[Entry], prefer_return: str | None
-) -> list[dict[str, Any]]:
+def _transaction(store: Store, context: Context, entries: list[Entry], options: _Options) -> list[dict[str, Any]]:
+    """Run every entry in one store transaction; the first failure undoes them all."""
     mapping = _assigned_ids(entries)
     planned = [_rewritten(entry, mapping) for entry in entries]
     prepared = {entry.index: _prepare(entry, mapping) for entry in planned if _ready(entry)}
+    ordered = sorted(planned, key=lambda e: (METHOD_ORDER[e.method], e.index))
     results: dict[int, dict[str, Any]] = {}
-    with store.atomic():
-        mapping.update(_resolve_conditional_targets(store, planned))
-        for entry in sorted(planned, key=lambda e: (METHOD_ORDER[e.method], e.index)):
+    touched: dict[str, Entry] = {}  # "Type/id" -> the entry that wrote or deleted it
+
+    def run(entry: Entry) -> None:
+        try:
             if entry.index not in prepared:
-                entry = _resolve_references(store, _rewritten(entry, mapping))
-            try:
-                result = _run(store, context, entry, mapping, prepared.get(entry.index))
-            except FhirError as error:
-                raise _naming(error, entry) from None
-            results[entry.index] = _response_entry(context, result, entry, prefer_return)
+                entry = _resolve_references(store, context, _rewritten(entry, mapping))
+            result = _run(store, context, entry, mapping, options, prepared.get(entry.index))
+        except FhirError as error:
+            raise _naming(error, entry) from None
+        identity = _identity(entry, result)
+        if identity is not None:
+            if identity in touched:
+                raise Invalid(f"{entry.describe()}: {identity} is also the subject of {touched[identity].describe()}")
+            touched[identity] = entry
+        results[entry.index] = _response_entry(context, result, entry, options.prefer_return)
+
+    with store.atomic():
+        for entry in ordered:
+            if entry.method == "DELETE":
+                run(entry)
+        # conditional creates and updates see the deletions, as the processing order says
+        mapping.update(_resolve_conditional_targets(store, context, planned))
+        for entry in ordered:
+            if entry.method != "DELETE":
+                run(entry)
     return [results[entry.index] for entry in entries]
+
+
+def _identity(entry: Entry, result: Result) -> str | None:
+    """The resource an entry wrote or deleted (``Type/id``), for the one-entry-per-resource rule."""
+    if entry.method in ("GET", "HEAD") or (entry.method == "POST" and result.status != 201):
+        return None
+    if result.stored is not None:
+        return f"{result.stored.resource_type}/{result.stored.id}"
+    return f"{entry.resource_type}/{entry.target_id}" if entry.target_id else None
 
 
 def _assigned_ids(entries: list[Entry]) -> dict[str, str]:
@@ -192,30 +247,46 @@ def _assigned_ids(entries: list[Entry]) -> dict[str, str]:
     return mapping
 
 
-def _resolve_conditional_targets(store: Store, entries: list[Entry]) -> dict[str, str]:
-    """fullUrl -> ``Type/id`` for conditional creates and updates, decided under the write lock."""
+def _resolve_conditional_targets(store: Store, context: Context, entries: list[Entry]) -> dict[str, str]:
+    """fullUrl -> ``Type/id`` for conditional creates and updates, decided under the write lock.
+
+    Entries with the same criteria get the same resource: two identical conditional
+    creates in one transaction create it once.
+    """
     mapping: dict[str, str] = {}
+    decided: dict[tuple[str, str], str] = {}
     for entry in entries:
         if not entry.full_url:
             continue
         criteria = entry.if_none_exist if entry.method == "POST" else entry.query if entry.method == "PUT" else None
         if not criteria:
             continue
-        found = matching_ids(store, entry.resource_type, criteria)
-        if len(found) > 1:
-            raise PreconditionFailed(f"{entry.describe()}: '{criteria}' matches several {entry.resource_type}")
-        if found:
-            mapping[entry.full_url] = f"{entry.resource_type}/{found[0]}"
-        elif entry.method == "PUT" and entry.resource and entry.resource.get("id"):
-            mapping[entry.full_url] = f"{entry.resource_type}/{entry.resource['id']}"
-        else:
-            mapping[entry.full_url] = f"{entry.resource_type}/{uuid.uuid4()}"
+        key = (entry.resource_type, criteria)
+        if key not in decided:
+            decided[key] = _conditional_target(store, context, entry, criteria)
+        mapping[entry.full_url] = decided[key]
     return mapping
+
+
+def _conditional_target(store: Store, context: Context, entry: Entry, criteria: str) -> str:
+    try:
+        found = matching_ids(store, entry.resource_type, criteria, base_url=context.base_url)
+    except FhirError as error:
+        raise _naming(error, entry) from None
+    if len(found) > 1:
+        raise PreconditionFailed(f"{entry.describe()}: '{criteria}' matches several {entry.resource_type}")
+    if found:
+        return f"{entry.resource_type}/{found[0]}"
+    if entry.method == "PUT" and entry.resource and entry.resource.get("id"):
+        return f"{entry.resource_type}/{entry.resource['id']}"
+    return f"{entry.resource_type}/{uuid.uuid4()}"
 
 
 def _ready(entry: Entry) -> bool:
     """Can the entry be validated before the lock: a plain create or update with every reference known."""
     if entry.method not in ("POST", "PUT") or entry.if_none_exist or entry.query or entry.resource is None:
+        return False
+    if entry.method == "PUT" and entry.target_id is None:
         return False
     return not any(_needs_resolution(ref) for ref in _references(entry.resource))
 
@@ -277,7 +348,8 @@ def _rewrite(value: Any, replace_reference: Callable[[str], str], mapping: dict[
 def _rewrite_narrative(div: str, mapping: dict[str, str]) -> str:
     for temporary, reference in mapping.items():
         if temporary.startswith(TEMPORARY_PREFIXES) and temporary in div:
-            div = div.replace(f'"{temporary}"', f'"{reference}"')
+            for quote in ('"', "'"):
+                div = div.replace(f"{quote}{temporary}{quote}", f"{quote}{reference}{quote}")
     return div
 
 
@@ -288,7 +360,7 @@ def _rewritten(entry: Entry, mapping: dict[str, str]) -> Entry:
     return replace(entry, resource=_rewrite(entry.resource, lambda ref: mapping.get(ref, ref), mapping))
 
 
-def _resolve_references(store: Store, entry: Entry) -> Entry:
+def _resolve_references(store: Store, context: Context, entry: Entry) -> Entry:
     """Resolve conditional references; a temporary reference left over matches no entry: 400."""
     if entry.resource is None:
         return entry
@@ -301,7 +373,7 @@ def _resolve_references(store: Store, entry: Entry) -> Entry:
         resource_type, _, criteria = reference.partition("?")
         if resource_type not in resource_types():
             raise Invalid(f"{entry.describe()}: the conditional reference {reference} names no resource type")
-        found = matching_ids(store, resource_type, criteria)
+        found = matching_ids(store, resource_type, criteria, base_url=context.base_url)
         if not found:
             raise Invalid(f"{entry.describe()}: the conditional reference {reference} matches nothing")
         if len(found) > 1:
@@ -319,6 +391,7 @@ def _run(
     context: Context,
     entry: Entry,
     mapping: dict[str, str],
+    options: _Options,
     prepared: PreparedResource | None = None,
 ) -> Result:
     """Send one entry to the interaction its method and url name."""
@@ -328,27 +401,31 @@ def _run(
         return _read_entry(store, context, entry, parts)
     if entry.method == "DELETE":
         if entry.query:
-            return conditional_delete(store, context, resource_type, entry.query, preconditions=entry.preconditions)
+            return conditional_delete(
+                store, context, resource_type, entry.query, options.allow_multiple_delete, entry.preconditions
+            )
         _require_parts(entry, parts, 2)
         return delete(store, context, resource_type, parts[1], entry.preconditions)
     assert entry.resource is not None
+    assigned = mapping.get(entry.full_url or "")
+    assigned_id = assigned.split("/", 1)[1] if assigned else None
     if entry.method == "POST":
         _require_parts(entry, parts, 1)
         if entry.if_none_exist:
-            assigned = mapping.get(entry.full_url or "")
-            if assigned is None:
+            if assigned_id is None:
                 return conditional_create(store, context, resource_type, entry.resource, entry.if_none_exist)
-            id = assigned.split("/", 1)[1]
-            existing = store.read(resource_type, id)
+            existing = store.read(resource_type, assigned_id)
             if existing is not None and not existing.deleted:
-                return Result(200, existing, location=True, message=f"{resource_type}/{id} already exists")
-            return create(store, context, resource_type, entry.resource, prepare_resource(entry.resource, id))
+                return Result(200, existing, location=True, message=f"{resource_type}/{assigned_id} already exists")
+            return create(store, context, resource_type, entry.resource, prepare_resource(entry.resource, assigned_id))
         if prepared is None:
             prepared = prepare_resource(entry.resource, _entry_id(entry, mapping))
         return create(store, context, resource_type, entry.resource, prepared)
     if entry.method == "PUT":
         if entry.query:
-            return conditional_update(store, context, resource_type, entry.query, entry.resource, entry.preconditions)
+            # the id other entries' references were given: the match, or the one to create
+            resource = entry.resource if assigned_id is None else {"id": assigned_id, **entry.resource}
+            return conditional_update(store, context, resource_type, entry.query, resource, entry.preconditions)
         _require_parts(entry, parts, 2)
         resource = entry.resource if "id" in entry.resource else {**entry.resource, "id": parts[1]}
         return update(store, context, resource_type, parts[1], resource, entry.preconditions, prepared=prepared)
@@ -366,8 +443,14 @@ def _require_parts(entry: Entry, parts: list[str], count: int) -> None:
 
 def _read_entry(store: Store, context: Context, entry: Entry, parts: list[str]) -> Result:
     params = parse_qsl(entry.query, keep_blank_values=True)
+    if parts == [""]:
+        return search_system(store, context, params)
+    if parts == ["_history"]:
+        return history(store, context, dict(params))
     if len(parts) == 1 and parts[0] in resource_types():
         return search_type(store, context, parts[0], params)
+    if len(parts) == 2 and parts[1] == "_history":
+        return history(store, context, dict(params), parts[0])
     if len(parts) == 2:
         return read(store, context, parts[0], parts[1], entry.preconditions)
     if len(parts) == 3 and parts[2] == "_history":
@@ -403,34 +486,37 @@ def _response_entry(context: Context, result: Result, entry: Entry, prefer_retur
     if stored is not None:
         response["etag"] = f'W/"{stored.version}"'
         response["lastModified"] = stored.last_updated
+    reading = entry.method == "GET" and result.status != 304
     body: dict[str, Any] = {}
     if stored is not None and stored.json is not None:
         body["fullUrl"] = f"{context.base_url}/{stored.resource_type}/{stored.id}"
-        if entry.method in ("GET", "HEAD") or prefer_return == "representation":
+        if reading or (entry.method != "HEAD" and prefer_return == "representation"):
             body["resource"] = parse_json(stored.json)
-    elif result.json is not None or result.resource is not None:
+    elif entry.method != "HEAD" and (result.json is not None or result.resource is not None):
         body["resource"] = parse_json(result.json) if result.json is not None else result.resource
     body["response"] = response
     return body
 
 
-def _batch_entry(store: Store, context: Context, entry: Entry, prefer_return: str | None) -> dict[str, Any]:
+def _batch_entry(store: Store, context: Context, entry: Entry, options: _Options) -> dict[str, Any]:
     """One batch entry: its own transaction, its own outcome."""
     try:
         if entry.resource is not None and any(_needs_resolution(r) for r in _references(entry.resource)):
             with store.atomic():
-                entry = _resolve_references(store, entry)
-                result = _run(store, context, entry, {})
+                entry = _resolve_references(store, context, entry)
+                result = _run(store, context, entry, {}, options)
         else:
-            result = _run(store, context, entry, {})
-        return _response_entry(context, result, entry, prefer_return)
-    except FhirError as error:
-        status, outcome = outcome_for(_naming(error, entry))
+            result = _run(store, context, entry, {}, options)
+        return _response_entry(context, result, entry, options.prefer_return)
+    except Exception as error:
+        if not isinstance(error, FhirError):
+            logger.exception("Unexpected error in %s", entry.describe())
+        status, outcome = outcome_for(_naming(error, entry) if isinstance(error, FhirError) else error)
         return {"response": {"status": _status_line(status), "outcome": outcome}}
 
 
 def _naming(error: FhirError, entry: Entry) -> FhirError:
-    """The same error, its issues saying which entry failed."""
+    """The same error (status, headers), its issues saying which entry failed."""
     prefix = entry.describe()
     issues = [
         Issue(
@@ -444,6 +530,8 @@ def _naming(error: FhirError, entry: Entry) -> FhirError:
         )
         for issue in error.issues
     ]
-    named = type(error)(f"{prefix}: {error.message}", issues=issues)
+    message = error.message if error.message.startswith(prefix) else f"{prefix}: {error.message}"
+    named = FhirError(message, issues=issues)
+    named.status, named.issue_code = error.status, error.issue_code
     named.headers.update(error.headers)
     return named

@@ -19,29 +19,36 @@ from fhir_ccm.interactions import NO_PRECONDITIONS, Context, Preconditions, Resu
 from fhir_ccm.interactions.delete import delete
 from fhir_ccm.interactions.patch import patch
 from fhir_ccm.interactions.resource_types import require_type, require_writable_type
+from fhir_ccm.interactions.search import ValueSets
 from fhir_ccm.interactions.update import update
 from fhir_ccm.interactions.versions import prepare_resource, write_deletion, write_resource
 from fhir_ccm.search.parse import parse_search
 from fhir_ccm.store import Store
 
 MAX_MULTIPLE_DELETE = 1000
+NOT_CRITERIA = frozenset(
+    {"_count", "_sort", "_include", "_revinclude", "_summary", "_elements", "_total", "_contained"}
+)
 
 
-def criteria_params(criteria: str) -> list[tuple[str, str]]:
-    """``identifier=sys|1&status=active`` as pairs; conditional criteria may not be empty."""
+def criteria_params(criteria: str, resource_type: str = "") -> list[tuple[str, str]]:
+    """``identifier=sys|1&status=active`` (also written ``Patient?identifier=...``) as pairs; never empty."""
+    if resource_type and criteria.startswith(f"{resource_type}?"):
+        criteria = criteria[len(resource_type) :]
     params = parse_qsl(criteria.lstrip("?"), keep_blank_values=True, strict_parsing=False)
     if not params:
         raise Invalid("A conditional interaction needs search criteria")
     for name, _ in params:
-        if name in ("_count", "_sort", "_include", "_revinclude", "_summary", "_elements", "_total"):
+        if name in NOT_CRITERIA:
             raise Invalid(f"'{name}' is not a criterion")
     return params
 
 
-def matching_ids(store: Store, resource_type: str, criteria: str, limit: int = 2) -> list[str]:
+def matching_ids(store: Store, resource_type: str, criteria: str, limit: int = 2, base_url: str = "") -> list[str]:
     """Ids of up to ``limit`` live resources matching ``criteria``; run inside ``store.atomic()``."""
-    query = parse_search((resource_type,), criteria_params(criteria))
-    page = store.search(replace(query, count=limit), first_page_only=True)
+    params = criteria_params(criteria, resource_type)
+    query = parse_search((resource_type,), params, value_sets=ValueSets(store, base_url))
+    page = store.search(replace(query, count=limit), base_url, first_page_only=True)
     return [version.id for version in page.matches]
 
 
@@ -54,7 +61,7 @@ def conditional_create(
         raise Invalid(f"The body is a {resource.get('resourceType')} but the URL is for {resource_type}")
     prepared = prepare_resource(resource, str(uuid.uuid4()))
     with store.atomic():
-        found = matching_ids(store, resource_type, if_none_exist)
+        found = matching_ids(store, resource_type, if_none_exist, base_url=context.base_url)
         if len(found) > 1:
             raise PreconditionFailed(f"If-None-Exist '{if_none_exist}' matches several {resource_type} resources")
         if found:
@@ -75,7 +82,7 @@ def conditional_update(
     """``PUT [type]?criteria``: update the one match, create when none, 412 when several."""
     require_writable_type(resource_type)
     with store.atomic():
-        found = matching_ids(store, resource_type, criteria)
+        found = matching_ids(store, resource_type, criteria, base_url=context.base_url)
         if len(found) > 1:
             raise PreconditionFailed(f"'{criteria}' matches several {resource_type} resources")
         if found:
@@ -101,7 +108,7 @@ def conditional_delete(
     require_type(resource_type)
     with store.atomic():
         limit = MAX_MULTIPLE_DELETE + 1 if allow_multiple else 2
-        found = matching_ids(store, resource_type, criteria, limit)
+        found = matching_ids(store, resource_type, criteria, limit, context.base_url)
         if len(found) > 1 and not allow_multiple:
             raise PreconditionFailed(f"'{criteria}' matches several {resource_type} resources")
         if len(found) > MAX_MULTIPLE_DELETE:
@@ -127,7 +134,7 @@ def conditional_patch(
     """``PATCH [type]?criteria``: patch the one match; none is 404, several 412."""
     require_writable_type(resource_type)
     with store.atomic():
-        found = matching_ids(store, resource_type, criteria)
+        found = matching_ids(store, resource_type, criteria, base_url=context.base_url)
         if not found:
             raise NotFound(f"No {resource_type} matches '{criteria}'")
         if len(found) > 1:

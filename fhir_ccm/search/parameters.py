@@ -67,10 +67,22 @@ def _by_url() -> dict[str, dict]:
 
 
 @cache
+def _by_base() -> dict[str, list[dict]]:
+    """SearchParameter definitions by base type, in their vendored order."""
+    grouped: dict[str, list[dict]] = {}
+    for definition in search_parameters():
+        for base in definition.get("base", []):
+            grouped.setdefault(base, []).append(definition)
+    return grouped
+
+
+@cache
 def parameters_for(resource_type: str) -> dict[str, SearchParam]:
     """Every search parameter the server honours for ``resource_type``, by code."""
     result: dict[str, SearchParam] = {}
-    for definition in search_parameters():
+    grouped = _by_base()
+    candidates = [*grouped.get(resource_type, []), *(d for base in COMMON_BASES for d in grouped.get(base, []))]
+    for definition in sorted(candidates, key=lambda d: d["url"]):
         bases = definition.get("base", [])
         if definition.get("id") == "example" or not definition.get("expression"):
             continue

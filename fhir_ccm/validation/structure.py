@@ -8,6 +8,7 @@ definition-driven validator covers them.
 
 from __future__ import annotations
 
+import importlib.util
 from functools import cache
 from typing import Any
 
@@ -32,8 +33,12 @@ def model_class(resource_type: str) -> Any | None:
         return None
 
 
+@cache
 def has_model(resource_type: str) -> bool:
-    return model_class(resource_type) is not None
+    """Whether R4B has a model of the type, found without importing it (importing all takes seconds)."""
+    if resource_type in REDEFINED_IN_R4B:
+        return False
+    return importlib.util.find_spec(f"fhir.resources.R4B.{resource_type.lower()}") is not None
 
 
 def check_structure(resource: dict[str, Any]) -> list[Issue]:

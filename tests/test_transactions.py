@@ -714,10 +714,6 @@ def test_conditional_delete_entry(client):
     assert client.get("/fhir/Patient/p2").status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api/routes.py handle_batch does not pass the conditional_delete_multiple setting to batch_or_transaction",
-)
 def test_conditional_delete_of_several_in_a_bundle_follows_the_server_setting(tmp_path):
     app = create_app({"database": str(tmp_path / "multi.db"), "conditional_delete_multiple": 1})
     try:

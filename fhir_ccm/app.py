@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from fhir_ccm.api.negotiation import DEFAULT_FORMAT
 from fhir_ccm.api.responses import error_response
-from fhir_ccm.api.routes import blueprint
+from fhir_ccm.api.routes import BASE_PATH, blueprint
 from fhir_ccm.config import Config
 from fhir_ccm.errors import (
     FhirError,
@@ -24,7 +24,6 @@ from fhir_ccm.errors import (
 from fhir_ccm.store.sqlite import SQLiteStore, format_instant
 
 logger = logging.getLogger("fhir_ccm")
-BASE_PATH = "/fhir"
 
 # Werkzeug's own HTTP errors, rendered in our vocabulary.
 _HTTP_ERRORS: dict[int, type[FhirError]] = {

@@ -51,6 +51,7 @@ from fhir_ccm.interactions.update import update
 from fhir_ccm.store import Store
 
 blueprint = Blueprint("fhir", __name__)
+BASE_PATH = "/fhir"
 PATCH_FORMATS = (JSON_PATCH,)
 FORMAT_ONLY = frozenset({"_format", "_pretty"})
 OPERATION_RULES = ("/$<operation>", "/<resource_type>/$<operation>", "/<resource_type>/<id>/$<operation>")
@@ -66,8 +67,12 @@ def store() -> Store:
 
 
 def context() -> Context:
-    base_url = current_app.config["FHIR_CCM"].base_url or request.host_url.rstrip("/") + "/fhir"
-    return Context(base_url=base_url.rstrip("/"))
+    """Computed once per request: the base URL comes from the settings or the request's host."""
+    cached: Context | None = g.get("fhir_context")
+    if cached is None:
+        base_url = current_app.config["FHIR_CCM"].base_url or f"{request.scheme}://{request.host}/fhir"
+        cached = g.fhir_context = Context(base_url=base_url.rstrip("/"))
+    return cached
 
 
 def preconditions() -> Preconditions:
@@ -119,13 +124,18 @@ def respond(result: Result) -> Response:
     return result_response(result, g.get("fhir_format", DEFAULT_FORMAT), context(), g.prefer.get("return"))
 
 
+def _handler() -> Callable[..., Response] | None:
+    """The handler the matched rule gives for this request's method."""
+    rule = request.url_rule.rule.removeprefix(BASE_PATH) if request.url_rule else ""
+    return HANDLERS.get((rule or "/", request.method))
+
+
 @blueprint.before_request
 def negotiate() -> None:
     """Settle the response format before any interaction runs, so a bad one writes nothing."""
     g.fhir_format = response_format(request.args, request.headers.get("Accept"))
     g.prefer = prefer()
-    view = current_app.view_functions.get(request.endpoint or "")
-    is_search = view in (handle_search_type, handle_search_system, handle_search_compartment)
+    is_search = request.method in ("GET", "POST") and _handler() in SEARCH_HANDLERS
     if g.fhir_format.summary == "count" and not is_search:
         raise Invalid("_summary=count applies to searches only")
     resource_type = (request.view_args or {}).get("resource_type")
@@ -328,11 +338,29 @@ def interaction_codes(level: str) -> list[str]:
     return codes
 
 
-for _number, _route in enumerate(ROUTES):
-    blueprint.add_url_rule(
-        _route.rule,
-        endpoint=f"{_route.handler.__name__}_{_route.method.lower()}_{_number}",
-        view_func=_route.handler,
-        methods=[_route.method],
-        strict_slashes=False,
-    )
+def _dispatcher(rule: str, handlers: dict[str, Callable[..., Response]]) -> Callable[..., Response]:
+    """One view per URL rule, choosing the handler by method: the router then matches each path once."""
+
+    def dispatch(**arguments: str) -> Response:
+        return handlers[request.method](**arguments)
+
+    dispatch.__name__ = "fhir_" + (rule.strip("/").replace("/", "_").replace("<", "").replace(">", "") or "base")
+    return dispatch
+
+
+HANDLERS = {(route.rule, route.method): route.handler for route in ROUTES}
+SEARCH_HANDLERS = (handle_search_type, handle_search_system, handle_search_compartment)
+
+
+def _register(routes: tuple[Route, ...]) -> None:
+    by_rule: dict[str, dict[str, Callable[..., Response]]] = {}
+    for route in routes:
+        by_rule.setdefault(route.rule, {})[route.method] = route.handler
+    for rule, handlers in by_rule.items():
+        view = _dispatcher(rule, handlers)
+        blueprint.add_url_rule(
+            rule, endpoint=view.__name__, view_func=view, methods=list(handlers), strict_slashes=False
+        )
+
+
+_register(ROUTES)

@@ -100,6 +100,13 @@ class NotAcceptable(FhirError):
     issue_code = "not-supported"
 
 
+class RequestTimeout(FhirError):
+    "The client did not send the request in time (408)."
+
+    status = 408
+    issue_code = "timeout"
+
+
 class Conflict(FhirError):
     "The request conflicts with the current state of the resource (409)."
 

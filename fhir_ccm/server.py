@@ -11,9 +11,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from gunicorn import util
 from gunicorn.app.base import BaseApplication
 
 from fhir_ccm.config import Config
+from fhir_ccm.errors import Issue, operation_outcome
+from fhir_ccm.formats.json_format import dump_json
+
+
+def write_http_error(sock: Any, status: int, reason: str, message: str) -> None:
+    """gunicorn's answer to a request it cannot parse, as an OperationOutcome instead of an HTML page.
+
+    A request line or header gunicorn refuses (414, 431, 400) never reaches the
+    app; this keeps the rule that every error body is an OperationOutcome.
+    """
+    code = "too-long" if status in (413, 414, 431) else "invalid" if status < 500 else "exception"
+    body = dump_json(operation_outcome([Issue("error", code, message or reason)])).encode("utf-8")
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/fhir+json;charset=utf-8\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
 class GunicornServer(BaseApplication):
@@ -47,6 +65,7 @@ class GunicornServer(BaseApplication):
 
 def serve(config: Config) -> None:
     """Run the server in the foreground until it is stopped."""
+    util.write_error = write_http_error
     from fhir_ccm.store.sqlite import initialize
 
     initialize(config.database)

@@ -90,8 +90,8 @@ def choose_media_type(accept: str | None) -> str:
     )
 
 
-def response_format(args: Mapping[str, str], accept: str | None) -> ResponseFormat:
-    """The response format asked for by ``_format``/``Accept``, ``_pretty``, ``_summary`` and ``_elements``."""
+def media_format(args: Mapping[str, str], accept: str | None) -> ResponseFormat:
+    """Just the format (JSON or XML, and the media type) that ``_format`` or ``Accept`` asks for."""
     requested = args.get("_format")
     if requested is not None:
         media_type = FORMAT_PARAMETER.get(requested.strip().lower().replace(" ", "+"))
@@ -99,16 +99,22 @@ def response_format(args: Mapping[str, str], accept: str | None) -> ResponseForm
             raise NotAcceptable(f"Unsupported _format '{requested}'; use json or xml")
     else:
         media_type = choose_media_type(accept)
+    kind = MEDIA_TYPES[media_type]
+    served = media_type if media_type in SERVED_FORMATS else (FHIR_JSON if kind == JSON else FHIR_XML)
+    return ResponseFormat(kind=kind, media_type=served)
+
+
+def response_format(args: Mapping[str, str], accept: str | None) -> ResponseFormat:
+    """The response format asked for by ``_format``/``Accept``, ``_pretty``, ``_summary`` and ``_elements``."""
+    media = media_format(args, accept)
     pretty = args.get("_pretty", "false")
     if pretty not in ("true", "false"):
         raise Invalid(f"_pretty must be true or false, not '{pretty}'")
     return ResponseFormat(
-        kind=MEDIA_TYPES[media_type],
-        media_type=media_type
-        if media_type in SERVED_FORMATS
-        else (FHIR_JSON if MEDIA_TYPES[media_type] == JSON else FHIR_XML),
+        kind=media.kind,
+        media_type=media.media_type,
         pretty=pretty == "true",
-        summary=check_summary(args.get("_summary"), SUMMARY_MODES + ("count",)),
+        summary=check_summary(args.get("_summary"), (*SUMMARY_MODES, "count")),
         elements=parse_elements(args.get("_elements")),
     )
 

@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from flask import Blueprint, Response, current_app, g, request
 
+from fhir_ccm.api.deadlines import read_deadline
 from fhir_ccm.api.negotiation import (
     DEFAULT_FORMAT,
     FORMAT_PARAMETERS,
@@ -22,11 +23,12 @@ from fhir_ccm.api.negotiation import (
     SERVED_FORMATS,
     XML,
     body_kind,
+    media_format,
     response_format,
 )
 from fhir_ccm.api.responses import result_response
 from fhir_ccm.definitions import resource_types
-from fhir_ccm.errors import Invalid, NotSupported
+from fhir_ccm.errors import Invalid, NotSupported, PayloadTooLarge
 from fhir_ccm.formats.json_format import parse_json, parse_resource
 from fhir_ccm.formats.summary import check_elements_exist
 from fhir_ccm.formats.xml_format import xml_to_resource
@@ -108,8 +110,26 @@ def query_params() -> dict[str, str]:
     return params
 
 
+def request_body() -> bytes:
+    """The body, read once, within the size limit (also when sent chunked) and the read deadline."""
+    cached: bytes | None = g.get("fhir_body")
+    if cached is not None:
+        return cached
+    config = current_app.config["FHIR_CCM"]
+    with read_deadline(config.body_timeout):
+        if request.content_length is not None:
+            data = request.get_data(cache=False)  # a declared length above the limit is a 413 already
+        else:
+            stream = request.environ.get("wsgi.input")
+            data = stream.read(config.max_body_bytes + 1) if stream is not None else b""
+            if len(data) > config.max_body_bytes:
+                raise PayloadTooLarge("The request body is larger than this server accepts")
+    g.fhir_body = data
+    return data
+
+
 def read_body(allowed: tuple[str, ...] = (JSON, XML)) -> tuple[str, Any]:
-    data = request.get_data(cache=False)
+    data = request_body()
     if not data.strip():
         raise Invalid("The request has no body")
     kind = body_kind(request.headers.get("Content-Type"), data, allowed)
@@ -133,7 +153,9 @@ def _handler() -> Callable[..., Response] | None:
 @blueprint.before_request
 def negotiate() -> None:
     """Settle the response format before any interaction runs, so a bad one writes nothing."""
-    g.fhir_format = response_format(request.args, request.headers.get("Accept"))
+    accept = request.headers.get("Accept")
+    g.fhir_format = media_format(request.args, accept)  # errors below are answered in this format
+    g.fhir_format = response_format(request.args, accept)
     g.prefer = prefer()
     is_search = request.method in ("GET", "POST") and _handler() in SEARCH_HANDLERS
     if g.fhir_format.summary == "count" and not is_search:
@@ -239,7 +261,7 @@ def search_params() -> list[tuple[str, str]]:
     """Query parameters, plus the form body of ``POST _search``, in order."""
     params = list(request.args.items(multi=True))
     if request.method == "POST":
-        data = request.get_data(cache=False, as_text=False)
+        data = request_body()
         body_kind(request.headers.get("Content-Type"), data or b"x", allowed=("form",))
         params += parse_qsl(data.decode("utf-8", errors="strict"), keep_blank_values=True)
     return [(name, value) for name, value in params if name not in FORMAT_ONLY]
@@ -271,8 +293,7 @@ def handle_operation(operation: str, resource_type: str | None = None, id: str |
 
 
 def optional_body() -> dict[str, Any] | None:
-    data = request.get_data(cache=True)
-    return read_body()[1] if data.strip() else None
+    return read_body()[1] if request_body().strip() else None
 
 
 def handle_reconcile_patient(id: str) -> Response:

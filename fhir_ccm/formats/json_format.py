@@ -13,8 +13,21 @@ import simplejson
 
 from fhir_ccm.errors import Invalid
 
+# FHIR decimals carry at most 18 significant digits; an exponent beyond this
+# bound is no measurement, and turning one into an integer or into positional
+# digits (XML) would take time and memory without limit.
+MAX_EXPONENT = 400
+
+
+def _decimal(text: str) -> Decimal:
+    value = Decimal(text)
+    if value and abs(value.adjusted()) > MAX_EXPONENT:
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
 _decoder = simplejson.JSONDecoder(
-    parse_float=Decimal,
+    parse_float=_decimal,
     parse_constant=lambda name: _reject_constant(name),
     object_pairs_hook=lambda pairs: _object_without_duplicates(pairs),
 )

@@ -35,6 +35,7 @@ from lxml import etree
 from fhir_ccm.definitions import resource_types
 from fhir_ccm.definitions.elements import Property, properties
 from fhir_ccm.errors import Invalid, Issue
+from fhir_ccm.formats.json_format import MAX_EXPONENT
 
 __all__ = ["FHIR_NS", "XHTML_NS", "resource_to_xml", "xml_to_resource"]
 
@@ -295,6 +296,8 @@ def _primitive_text(type_code: str, value: Any, path: str, step: str | int) -> s
 
 
 def _decimal_text(value: Decimal) -> str:
+    if value and abs(value.adjusted()) > MAX_EXPONENT:
+        return str(value)  # never expand an out-of-range exponent into positional digits
     """The digits of a decimal as written in the JSON it came from.
 
     ``str(Decimal)`` switches to exponent form for small numbers (``0.0000001``
@@ -580,8 +583,12 @@ def _primitive_value(type_code: str, text: str, path: str, step: str | int) -> A
         problem = "is not a boolean (expected 'true' or 'false')"
     elif type_code == "decimal":
         if _DECIMAL_RE.fullmatch(text):
-            return Decimal(text)
-        problem = "is not a valid decimal"
+            value = Decimal(text)
+            if not value or abs(value.adjusted()) <= MAX_EXPONENT:
+                return value
+            problem = "is out of range"
+        else:
+            problem = "is not a valid decimal"
     elif _INTEGER_RES[type_code].fullmatch(text):
         number = int(text)
         if _INTEGER_MIN[type_code] <= number <= _INT32_MAX:

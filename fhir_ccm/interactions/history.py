@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from fhir_ccm.arguments import natural_number
 from fhir_ccm.errors import Invalid
 from fhir_ccm.formats.json_format import parse_json
 from fhir_ccm.interactions import Context, Result
@@ -87,19 +88,11 @@ def _url(context: Context, path: str, params: Mapping[str, str]) -> str:
 
 
 def _count(value: str | None) -> int:
-    if value is None:
-        return DEFAULT_COUNT
-    if not value.isdigit():
-        raise Invalid(f"_count must be a non-negative integer, not '{value}'")
-    return min(int(value), MAX_COUNT)
+    return DEFAULT_COUNT if value is None else natural_number("_count", value, MAX_COUNT)
 
 
 def _cursor(value: str | None) -> int | None:
-    if value is None:
-        return None
-    if not value.isdigit():
-        raise Invalid(f"Invalid paging cursor '{value}'")
-    return int(value)
+    return None if value is None else natural_number("The paging cursor", value)
 
 
 def at_range(value: str) -> tuple[str, str]:
@@ -109,8 +102,11 @@ def at_range(value: str) -> tuple[str, str]:
         bounds = date_range(text)
     except Invalid:
         raise Invalid(f"_at '{value}' is not a valid date or instant") from None
-    low = datetime.fromtimestamp(bounds.low / 1000, UTC)
-    high = datetime.fromtimestamp(bounds.high / 1000, UTC)
+    try:
+        low = datetime.fromtimestamp(bounds.low / 1000, UTC)
+        high = datetime.fromtimestamp(bounds.high / 1000, UTC)
+    except (OverflowError, ValueError, OSError):
+        raise Invalid(f"_at '{value}' is out of range") from None
     return format_instant(low), format_instant(high)
 
 
@@ -126,6 +122,9 @@ def parse_instant(value: str) -> str:
         raise Invalid(f"'{value}' is not a valid instant") from None
     if moment.tzinfo is None:
         raise Invalid(f"'{value}' has a time but no time zone")
-    if moment.microsecond % 1000:
-        moment += timedelta(microseconds=1000 - moment.microsecond % 1000)
-    return format_instant(moment)
+    try:
+        if moment.microsecond % 1000:
+            moment += timedelta(microseconds=1000 - moment.microsecond % 1000)
+        return format_instant(moment)
+    except (OverflowError, ValueError):
+        raise Invalid(f"'{value}' is out of range") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
+from fhir_ccm.arguments import is_version_id
 from fhir_ccm.errors import Gone, Invalid, NotFound
 from fhir_ccm.interactions import NO_PRECONDITIONS, Context, Preconditions, Result
 from fhir_ccm.interactions.resource_types import require_id, require_type
@@ -34,7 +35,7 @@ def vread(store: Store, context: Context, resource_type: str, id: str, version_i
     """One version by its id; a version that records a deletion answers 410."""
     require_type(resource_type)
     require_id(id)
-    if not version_id.isdigit():
+    if not is_version_id(version_id):
         raise NotFound(f"{resource_type}/{id} has no version '{version_id}'")
     version = store.vread(resource_type, id, int(version_id))
     if version is None:

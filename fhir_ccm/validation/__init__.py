@@ -24,23 +24,58 @@ def validate_resource(resource: dict[str, Any]) -> None:
     raise Unprocessable(summary, issues=issues)
 
 
+MAX_ISSUES = 1000
+
+
 def check_issues(resource: dict[str, Any]) -> list[Issue]:
-    """Walker and model issues, one per expression (the walker's message wins)."""
+    """Walker and model issues, one per expression (the walker's message wins), at most ``MAX_ISSUES``."""
     issues = check_elements(resource)
-    seen = {issue.expression for issue in issues}
-    if not any(issue.code == "structure" and issue.expression == (resource.get("resourceType"),) for issue in issues):
+    if len(issues) < MAX_ISSUES and not _unknown_type(issues, resource):
+        reported = _Reported(issues)
         for issue in check_structure(resource):
-            if issue.expression not in seen and not _covered(issue, seen):
+            if not reported.covers(issue):
                 issues.append(issue)
-                seen.add(issue.expression)
+                reported.add(issue)
+    if len(issues) > MAX_ISSUES:
+        dropped = len(issues) - MAX_ISSUES
+        issues = issues[:MAX_ISSUES]
+        issues.append(Issue("error", "too-costly", f"{dropped} further problem(s) are not listed"))
     return issues
 
 
-def _covered(issue: Issue, seen: set[tuple[str, ...]]) -> bool:
-    """A model issue above or below a path the walker already reported adds nothing."""
-    path = issue.expression[0] if issue.expression else ""
-    return any(expr and (_within(path, expr[0]) or _within(expr[0], path)) for expr in seen)
+def _unknown_type(issues: list[Issue], resource: dict[str, Any]) -> bool:
+    root = (resource.get("resourceType"),)
+    return any(issue.code == "structure" and issue.expression == root for issue in issues)
 
 
-def _within(path: str, ancestor: str) -> bool:
-    return path.startswith(ancestor + ".") or path.startswith(ancestor + "[")
+class _Reported:
+    """The paths already reported, and their ancestors, for constant-time overlap checks.
+
+    A model issue at a path the walker reported, below it or above it adds nothing.
+    """
+
+    def __init__(self, issues: list[Issue]) -> None:
+        self.paths: set[str] = set()
+        self.ancestors: set[str] = set()
+        for issue in issues:
+            self.add(issue)
+
+    def add(self, issue: Issue) -> None:
+        for path in issue.expression:
+            self.paths.add(path)
+            self.ancestors.update(_ancestors(path))
+
+    def covers(self, issue: Issue) -> bool:
+        path = issue.expression[0] if issue.expression else ""
+        return path in self.paths or path in self.ancestors or any(a in self.paths for a in _ancestors(path))
+
+
+def _ancestors(path: str) -> list[str]:
+    """``A.b[0].c`` gives ``A.b[0]``, ``A.b``, ``A``."""
+    found: list[str] = []
+    while True:
+        cut = max(path.rfind("."), path.rfind("["))
+        if cut <= 0:
+            return found
+        path = path[:cut]
+        found.append(path)

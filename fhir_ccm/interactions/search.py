@@ -6,19 +6,25 @@ so a page of results costs no parse and no re-serialization of the resources.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from functools import cache
+from typing import Any
 from urllib.parse import urlencode
 
 from fhir_ccm.definitions import compartment_definitions, resource_types
 from fhir_ccm.errors import Invalid, Issue, operation_outcome
-from fhir_ccm.formats.json_format import dump_json
+from fhir_ccm.formats.json_format import dump_json, parse_json
 from fhir_ccm.interactions import Context, Result
 from fhir_ccm.interactions.resource_types import require_id, require_type
 from fhir_ccm.search.parse import Compartment, Criterion, ReferenceValue, SearchQuery, parse_search
 from fhir_ccm.store import SearchPage, Store, StoredVersion
+from fhir_ccm.validation.valuesets import Expansion, expand
 
 SearchParams = Sequence[tuple[str, str]]
+# Characters left readable in Bundle links: they mean the same escaped or not.
+LINK_SAFE = ":/,|$*"
+MAX_VALUE_SET_NESTING = 5
 
 
 @cache
@@ -36,7 +42,7 @@ def search_type(
     store: Store, context: Context, resource_type: str, params: SearchParams, lenient: bool = False
 ) -> Result:
     require_type(resource_type)
-    query = parse_search((resource_type,), params, lenient)
+    query = parse_search((resource_type,), params, lenient, value_sets=ValueSets(store, context.base_url))
     return _run(store, context, query, resource_type)
 
 
@@ -52,9 +58,9 @@ def search_system(store: Store, context: Context, params: SearchParams, lenient:
                     raise Invalid(f"Unknown resource type '{resource_type}' in _type")
         else:
             rest.append((name, value))
-    query = parse_search(types, rest, lenient)
+    query = parse_search(types, rest, lenient, value_sets=ValueSets(store, context.base_url))
     if len(types) != len(resource_types()):
-        query = _with_used(query, ("_type", ",".join(types)))
+        query = replace(query, used=(("_type", ",".join(types)), *query.used))
     return _run(store, context, query, "")
 
 
@@ -74,13 +80,66 @@ def search_compartment(
     links = compartment_params(compartment, resource_type)
     if not links:
         raise Invalid(f"{resource_type} is not in the {compartment} compartment")
-    query = parse_search((resource_type,), params, lenient)
-    query = SearchQuery(**{**query.__dict__, "compartment": Compartment(compartment, compartment_id, links)})
+    query = parse_search((resource_type,), params, lenient, value_sets=ValueSets(store, context.base_url))
+    query = replace(query, compartment=Compartment(compartment, compartment_id, links))
     return _run(store, context, query, f"{compartment}/{compartment_id}/{resource_type}")
 
 
-def _with_used(query: SearchQuery, pair: tuple[str, str]) -> SearchQuery:
-    return SearchQuery(**{**query.__dict__, "used": (pair, *query.used)})
+class ValueSets:
+    """The codes of a ValueSet for ``:in`` / ``:not-in``: an R4 definition, else one stored on this server.
+
+    A stored ValueSet is expanded from its ``expansion.contains``, or from a
+    ``compose`` that lists its concepts or imports other ValueSets; one that
+    includes whole or filtered code systems cannot be listed here (None).
+    """
+
+    def __init__(self, store: Store, base_url: str) -> None:
+        self.store = store
+        self.base_url = base_url
+
+    def __call__(self, url: str, nesting: int = 0) -> Expansion | None:
+        known = expand(url)
+        if known is not None or nesting > MAX_VALUE_SET_NESTING:
+            return known
+        query = parse_search(("ValueSet",), [("url", url)])
+        page = self.store.search(query, self.base_url)
+        if not page.matches or page.matches[0].json is None:
+            return None
+        value_set = parse_json(page.matches[0].json)
+        compose = value_set.get("compose")
+        if not isinstance(compose, dict):
+            contains = value_set.get("expansion", {}).get("contains")
+            return frozenset(_contained(contains)) if isinstance(contains, list) else None
+        codes: set[tuple[str, str]] = set()
+        for key in ("include", "exclude"):
+            for part in compose.get(key, []):
+                found = self._part(part, nesting)
+                if found is None:
+                    return None
+                codes = codes | found if key == "include" else codes - found
+        return frozenset(codes)
+
+    def _part(self, part: dict[str, Any], nesting: int) -> Expansion | None:
+        """One ``compose.include`` or ``exclude``: its listed concepts, within the ValueSets it imports."""
+        result: Expansion | None = None
+        system = part.get("system")
+        if system is not None:
+            if "filter" in part or "concept" not in part:
+                return None
+            result = frozenset((system, concept["code"]) for concept in part["concept"])
+        for url in part.get("valueSet", []):
+            imported = self(url.split("|", 1)[0], nesting + 1)
+            if imported is None:
+                return None
+            result = imported if result is None else result & imported
+        return result
+
+
+def _contained(contains: Iterable[dict[str, Any]]) -> Iterable[tuple[str, str]]:
+    for item in contains:
+        if "system" in item and "code" in item:
+            yield item["system"], item["code"]
+        yield from _contained(item.get("contains", []))
 
 
 def _check_bare_ids(store: Store, criteria: Sequence[Criterion]) -> None:
@@ -104,16 +163,25 @@ def _check_bare_ids(store: Store, criteria: Sequence[Criterion]) -> None:
 
 def _run(store: Store, context: Context, query: SearchQuery, path: str) -> Result:
     _check_bare_ids(store, query.criteria)
+    if query.count == 0 and query.summary != "count":
+        query = replace(query, summary="count")  # _count=0: the total and no page of entries
     page = store.search(query, context.base_url)
+    if any(version.resource_type not in query.resource_types for version in page.matches):
+        raise Invalid("This _snapshot belongs to another search; follow the links of its own Bundle")
     return Result(200, json=_bundle_json(context, query, page, path))
 
 
 def _link(context: Context, path: str, params: Sequence[tuple[str, str]]) -> str:
-    query = urlencode(list(params))
+    query = urlencode(list(params), safe=LINK_SAFE)
     return f"{context.base_url}/{path}" + (f"?{query}" if query else "") if path else f"{context.base_url}?{query}"
 
 
 def _bundle_json(context: Context, query: SearchQuery, page: SearchPage, path: str) -> str:
+    """The searchset Bundle; once paging, every link names the snapshot and an offset into it.
+
+    The self link of the first page is the search as understood (the parameters
+    used, without ignored ones); of a later page, that page.
+    """
     links = [{"relation": "self", "url": _link(context, path, query.used)}]
     if page.snapshot is not None and page.total is not None:
         paging = [p for p in query.used if p[0] != "_count"] + [("_count", str(query.count))]
@@ -121,11 +189,16 @@ def _bundle_json(context: Context, query: SearchQuery, page: SearchPage, path: s
         def at(offset: int) -> str:
             return _link(context, path, [*paging, ("_snapshot", page.snapshot or ""), ("_offset", str(offset))])
 
-        links.append({"relation": "first", "url": at(0)})
-        if page.offset > 0:
-            links.append({"relation": "previous", "url": at(max(0, page.offset - query.count))})
-        if page.offset + query.count < page.total:
-            links.append({"relation": "next", "url": at(page.offset + query.count)})
+        if query.snapshot is not None:
+            links[0]["url"] = at(page.offset)
+        last = (page.total - 1) // query.count * query.count
+        relations = {
+            "first": 0,
+            "previous": max(0, page.offset - query.count) if page.offset > 0 else None,
+            "next": page.offset + query.count if page.offset + query.count < page.total else None,
+            "last": last,
+        }
+        links += [{"relation": name, "url": at(offset)} for name, offset in relations.items() if offset is not None]
     head = {"resourceType": "Bundle", "type": "searchset"}
     if query.total != "none" and page.total is not None:
         head["total"] = page.total  # type: ignore[assignment]

@@ -29,6 +29,7 @@ from fhir_ccm.validation.valuesets import Expansion, expand
 
 DEFAULT_COUNT = 20
 MAX_COUNT = 1000
+MAX_DIGITS = 18  # _count and _offset stay within SQLite's 64-bit integers
 TOTAL_MODES = ("none", "estimate", "accurate")
 DEFAULT_TOTAL = "accurate"
 
@@ -327,10 +328,14 @@ def _reference_value(modifier: str | None, text: str) -> Any:
         return _token_value(None, text)
     text = _unescape(text)
     if "://" in text or text.startswith("urn:"):
-        pieces = text.split("/")
+        url = text.split("|")[0]  # a canonical's |version does not take part
+        pieces = url.split("/")
+        if len(pieces) >= 4 and pieces[-2] == "_history":  # nor a reference's version
+            pieces = pieces[:-2]
+            url = "/".join(pieces)
         if len(pieces) >= 2 and pieces[-2] in resource_types():
-            return ReferenceValue(pieces[-2], pieces[-1], url=text.split("|")[0])
-        return ReferenceValue(None, None, url=text.split("|")[0])
+            return ReferenceValue(pieces[-2], pieces[-1], url=url)
+        return ReferenceValue(None, None, url=url)
     pieces = text.split("/")
     if len(pieces) == 1:
         return ReferenceValue(modifier, pieces[0])
@@ -467,10 +472,19 @@ def _parse_sort(text: str, types: Sequence[str]) -> tuple[SortKey, ...]:
     return tuple(keys)
 
 
+def _natural(name: str, text: str, ceiling: int | None = None) -> int:
+    """A non-negative integer in ASCII digits (``str.isdigit`` also accepts ``²`` and ``١``), at most ``ceiling``."""
+    if not (text.isascii() and text.isdigit()):
+        raise Invalid(f"{name} must be a non-negative integer, not '{text}'")
+    if len(text) > MAX_DIGITS:
+        if ceiling is None:
+            raise Invalid(f"{name} is too large: '{text}'")
+        return ceiling
+    return int(text) if ceiling is None else min(int(text), ceiling)
+
+
 def _count(text: str) -> int:
-    if not text.isdigit():
-        raise Invalid(f"_count must be a non-negative integer, not '{text}'")
-    return min(int(text), MAX_COUNT)
+    return _natural("_count", text, MAX_COUNT)
 
 
 def parse_search(
@@ -511,6 +525,8 @@ def parse_search(
         except Invalid as error:
             raise _naming(error, name) from None
         used.append((name, text))
+    if "offset" in options and "snapshot" not in options:
+        raise Invalid("_offset is only valid with _snapshot: follow the links of a searchset Bundle to page")
     return SearchQuery(
         resource_types=tuple(types),
         criteria=tuple(criteria),
@@ -564,8 +580,6 @@ def _parse_result_parameter(
         options["snapshot"] = text
         return None
     elif name == "_offset":
-        if not text.isdigit():
-            raise Invalid(f"_offset must be a non-negative integer, not '{text}'")
-        options["offset"] = int(text)
+        options["offset"] = _natural("_offset", text)
         return None
     return text

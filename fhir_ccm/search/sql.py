@@ -282,11 +282,7 @@ class SqlBuilder:
     def _reference(self, criterion: Criterion, value: Any, c: str) -> Fragment:
         if criterion.modifier == "identifier":
             assert isinstance(value, TokenValue)
-            fragment = Fragment(f"{c}identifier_value = ?", [value.code])
-            if value.system is not None:
-                fragment.sql += f" AND {c}identifier_system = ?"
-                fragment.args.append(value.system)
-            return fragment
+            return _token(value, c, code_column="identifier_value", system_column="identifier_system")
         assert isinstance(value, ReferenceValue)
         local = value.url is None or (self.base_url and value.url.startswith(self.base_url + "/"))
         if value.id is not None and local:
@@ -374,17 +370,21 @@ def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _token(value: TokenValue, c: str) -> Fragment:
+def _token(value: TokenValue, c: str, code_column: str = "code", system_column: str = "system") -> Fragment:
+    """``code``, ``system|code``, ``|code`` (no system) and ``system|`` (any code of it).
+
+    Also Reference.identifier for ``:identifier``, in its own columns.
+    """
     fragment = Fragment()
     conditions = []
     if value.code is not None:
-        conditions.append(f"{c}code = ?")
+        conditions.append(f"{c}{code_column} = ?")
         fragment.args.append(value.code)
     if not value.any_system:
         if value.system is None:
-            conditions.append(f"{c}system IS NULL")
+            conditions.append(f"{c}{system_column} IS NULL")
         else:
-            conditions.append(f"{c}system = ?")
+            conditions.append(f"{c}{system_column} = ?")
             fragment.args.append(value.system)
     fragment.sql = " AND ".join(conditions)
     return fragment

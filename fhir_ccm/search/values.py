@@ -20,7 +20,8 @@ PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 _DATE = re.compile(
     r"(?P<year>\d{4})(?:-(?P<month>\d{2})(?:-(?P<day>\d{2})"
     r"(?:T(?P<hour>\d{2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.(?P<fraction>\d+))?)?"
-    r"(?P<zone>Z|[+-]\d{2}:\d{2})?)?)?)?"
+    r"(?P<zone>Z|[+-]\d{2}:\d{2})?)?)?)?",
+    re.ASCII,  # \d is 0-9 only: ２０２６ is not a year
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -49,7 +50,8 @@ def date_range(text: str) -> Range:
     """The range of instants a FHIR date, dateTime or instant covers, by its precision."""
     match = _DATE.fullmatch(text.strip())
     if not match:
-        raise Invalid(f"'{text}' is not a valid date")
+        hint = " (a '+' in a query string means a space: send a time zone as %2B)" if " " in text.strip() else ""
+        raise Invalid(f"'{text}' is not a valid date{hint}")
     parts = match.groupdict()
     zone = parts["zone"]
     tz = UTC
@@ -77,9 +79,11 @@ def date_range(text: str) -> Range:
             else:
                 start = start.replace(second=int(parts["second"]))
                 start, end = _second_range(start, parts["fraction"])
+        return Range(_millis(start), _millis(end))
     except ValueError:
         raise Invalid(f"'{text}' is not a valid date") from None
-    return Range(_millis(start), _millis(end))
+    except OverflowError:  # 9999-12-31T23:59:59-14:00 is in the year 10000
+        raise Invalid(f"'{text}' is out of the range of dates") from None
 
 
 def _second_range(start: datetime, fraction: str | None) -> tuple[datetime, datetime]:
@@ -96,6 +100,8 @@ def _second_range(start: datetime, fraction: str | None) -> tuple[datetime, date
 
 
 def decimal_value(text: str) -> Decimal:
+    if not text.isascii():  # Decimal() reads ١٠ as 10
+        raise Invalid(f"'{text}' is not a number")
     try:
         value = Decimal(text)
     except InvalidOperation:

@@ -343,10 +343,13 @@ class SQLiteStore:
             flat = [part for key in chunk for part in key]
             if include.reverse:
                 sql = Fragment(
-                    "SELECT DISTINCT type, id FROM idx_reference WHERE type = ?"
-                    f" AND (target_type, target_id) IN (VALUES {values}) AND {local.sql}",
-                    [include.source_type, *flat, *local.args],
+                    "SELECT DISTINCT type, id FROM idx_reference WHERE"
+                    f" (target_type, target_id) IN (VALUES {values}) AND {local.sql}",
+                    [*flat, *local.args],
                 )
+                if include.source_type != "*":
+                    sql.sql += " AND type = ?"
+                    sql.args.append(include.source_type)
             else:
                 sql = Fragment(
                     "SELECT DISTINCT target_type, target_id FROM idx_reference WHERE target_id IS NOT NULL"

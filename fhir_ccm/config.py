@@ -24,7 +24,7 @@ class Config:
     base_url: str = ""  # public base, e.g. https://fhir.example.org/fhir; empty: from the request
     max_body_bytes: int = 16 * 1024 * 1024  # larger bodies answer 413
     timeout: int = 60  # seconds a worker may spend on one request before it is restarted
-    body_timeout: int = 30  # seconds a client may take to send a request body before it gets 408
+    body_timeout: int = 60  # seconds a client may take to send a request body before it gets 408
     conditional_delete_multiple: int = 0  # 1: a conditional delete may delete several matches
 
     @classmethod

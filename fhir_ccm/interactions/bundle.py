@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -345,12 +346,18 @@ def _rewrite(value: Any, replace_reference: Callable[[str], str], mapping: dict[
     return value
 
 
+_QUOTED_TEMPORARY = re.compile(r"""(["'])(urn:(?:uuid|oid):[^"']+)\1""")
+
+
 def _rewrite_narrative(div: str, mapping: dict[str, str]) -> str:
-    for temporary, reference in mapping.items():
-        if temporary.startswith(TEMPORARY_PREFIXES) and temporary in div:
-            for quote in ('"', "'"):
-                div = div.replace(f"{quote}{temporary}{quote}", f"{quote}{reference}{quote}")
-    return div
+    """Quoted ``urn:uuid``/``urn:oid`` links in the narrative point where their entries went.
+
+    Only the temporary ids the div holds are looked up, so the cost follows the
+    narrative, not the number of entries in the Bundle.
+    """
+    if "urn:" not in div:
+        return div
+    return _QUOTED_TEMPORARY.sub(lambda m: f"{m.group(1)}{mapping.get(m.group(2), m.group(2))}{m.group(1)}", div)
 
 
 def _rewritten(entry: Entry, mapping: dict[str, str]) -> Entry:

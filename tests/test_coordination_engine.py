@@ -333,3 +333,23 @@ def test_previous_from_resources_keeps_only_this_patients_reconciliation_resourc
 
 def test_bundle_entries_have_no_full_url_without_a_base():
     assert all(set(entry) == {"resource"} for entry in garcia().bundle()["entry"])
+
+
+def test_an_earlier_runs_output_is_never_a_source():
+    first = garcia()
+    again = reconcile([*example_sources(GARCIA), *first.resources()], "ccm-garcia", CLOCK, counter_ids(), ASSEMBLER)
+    assert canonical(again.bundle()) == canonical(first.bundle())
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"dosage": {"text": "not an array"}}, "dosage must be an array"),
+        ({"dosage": [{"route": "oral"}]}, r"dosage\[0\].route must be an object"),
+        ({"medicationCodeableConcept": {"coding": [{"code": 314076}]}}, r"coding\[0\].code must be a string"),
+        ({"informationSource": ["Practitioner/x"]}, "informationSource must be an object"),
+    ],
+)
+def test_a_source_the_engine_cannot_read_is_refused_naming_the_element(change, message):
+    with pytest.raises(InvalidSource, match=message):
+        run([{**medication("m", *HCTZ), **change}])

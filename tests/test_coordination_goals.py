@@ -129,3 +129,16 @@ def test_targets_touching_at_an_excluded_bound_do_not_overlap():
     at_most = measured_targets(target("4548-4", "7.0", "%", "<="))[0].target
     assert below.disjoint(at_or_above)
     assert at_most.overlaps(at_or_above)
+
+
+def test_a_blood_pressure_panel_as_a_ratio_or_with_a_component_code():
+    ratio = target(
+        "85354-9",
+        comparator=None,
+        detailRatio={"numerator": quantity(130, "mm[Hg]", "<"), "denominator": quantity(80, "mm[Hg]", "<")},
+    )
+    systolic = target("85354-9", 130, "mm[Hg]")
+    systolic["measure"]["coding"].append({"system": "http://loinc.org", "code": "8480-6"})
+    diastolic = target("8462-4", 80, "mm[Hg]")
+    result = run([goal("ratio", [ratio]), goal("coded", [systolic, diastolic])])
+    assert result.conflicts == () and len(cited(result)) == 1

@@ -13,10 +13,12 @@ API
   MedicationRequest with intent plan or order; CareTeam; entered-in-error
   left out), and uses Condition (for C1), Practitioner (for T1-T3) and
   Medication resources to resolve references: pass what the sources
-  reference. Other types are ignored.
+  reference. Other types are ignored, and so is an earlier run's output
+  (anything carrying a reconciliation identifier).
 - ``patient``: the Patient resource, its id, or ``"Patient/<id>"``. A clinical
   source about another patient (or none) raises ``PatientMismatch`` (answer
-  422); a source without resourceType or id raises ``InvalidSource`` (422).
+  422); a source without resourceType or id, or with an element the engine
+  reads in the wrong JSON shape (``shapes``), raises ``InvalidSource`` (422).
   Both are ``ReconcileError`` (a ``ValueError``).
 - ``clock``: a FHIR instant (``2026-01-15T09:30:00Z``), used for
   ``Provenance.recorded``, ``List.date``, ``DetectedIssue.identifiedDateTime``

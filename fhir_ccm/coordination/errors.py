@@ -12,4 +12,4 @@ class PatientMismatch(ReconcileError):
 
 
 class InvalidSource(ReconcileError):
-    "A source is not a resource the engine can reference: no resourceType or no id (422 Unprocessable Entity)."
+    "A source the engine cannot read: no resourceType, no id, or an element of the wrong JSON shape (422)."

@@ -143,6 +143,6 @@ def person_name(resource: dict[str, Any]) -> str | None:
     name = next((n for n in names if n.get("use") == "official"), names[0])
     if isinstance(name.get("text"), str):
         return str(name["text"])
-    parts = [*name.get("prefix", []), *name.get("given", []), name.get("family"), *name.get("suffix", [])]
+    parts = [*(name.get("prefix") or []), *(name.get("given") or []), name.get("family"), *(name.get("suffix") or [])]
     text = " ".join(str(part) for part in parts if part)
     return text or None

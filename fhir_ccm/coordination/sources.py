@@ -10,9 +10,11 @@ resource of the patient's compartment plus what those resources reference:
 - Practitioner, Medication, Organization, PractitionerRole and Patient only to
   resolve references; any other type is ignored.
 
-Every clinical source must have ``subject`` the patient; one that names another
+Every element the engine reads must have its FHIR JSON shape (``shapes``),
+else ``InvalidSource``. Every clinical source must have ``subject`` the patient; one that names another
 patient, or none, raises ``PatientMismatch``. The same ``Type/id`` given twice
-counts once (the higher ``meta.versionId`` wins).
+counts once (the higher ``meta.versionId`` wins). A resource carrying a
+reconciliation identifier is an earlier run's output, never a source.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from fhir_ccm.coordination.errors import InvalidSource, PatientMismatch
+from fhir_ccm.coordination.identifiers import RECONCILIATION_SYSTEM
 from fhir_ccm.coordination.references import as_object, key_of, person_name, reference_key
+from fhir_ccm.coordination.shapes import check_shape
 
 Selector = Callable[[dict[str, Any]], bool]
 
@@ -92,23 +96,25 @@ def collect(resources: Sequence[dict[str, Any]], patient: dict[str, Any] | str) 
     if display is None and key in lookup:
         display = person_name(lookup[key])
 
-    def kind(resource_type: str) -> tuple[dict[str, Any], ...]:
-        chosen = (r for k, r in sorted(latest.items()) if r["resourceType"] == resource_type)
-        return tuple(r for r in chosen if SELECTED[resource_type](r))
+    def kind(*resource_types: str) -> tuple[dict[str, Any], ...]:
+        chosen = (r for _, r in sorted(latest.items()) if r["resourceType"] in resource_types)
+        return tuple(r for r in chosen if SELECTED[r["resourceType"]](r) and not _is_output(r))
 
-    medications = tuple(
-        r for _, r in sorted(latest.items()) if r["resourceType"] in ("MedicationStatement", "MedicationRequest")
-    )
     return Sources(
         patient=key,
         patient_display=display,
         care_plans=kind("CarePlan"),
         goals=kind("Goal"),
-        medications=tuple(r for r in medications if SELECTED[r["resourceType"]](r)),
+        medications=kind("MedicationStatement", "MedicationRequest"),
         care_teams=kind("CareTeam"),
         conditions=kind("Condition"),
         lookup=lookup,
     )
+
+
+def _is_output(resource: dict[str, Any]) -> bool:
+    identifiers = resource.get("identifier") or []
+    return any(isinstance(i, dict) and i.get("system") == RECONCILIATION_SYSTEM for i in identifiers)
 
 
 def _deduplicated(resources: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -118,6 +124,7 @@ def _deduplicated(resources: Iterable[dict[str, Any]]) -> dict[str, dict[str, An
             raise InvalidSource("Every source must be a FHIR resource (a JSON object with a resourceType)")
         if not isinstance(resource.get("id"), str) or not resource["id"]:
             raise InvalidSource(f"A {resource['resourceType']} source has no id, so nothing could cite it")
+        check_shape(resource)
         key = key_of(resource)
         if key not in latest or _recency(resource) > _recency(latest[key]):
             latest[key] = resource

@@ -3,7 +3,9 @@
 HbA1c (LOINC 4548-4, 17856-6, 59261-8) is one measure compared in whole
 mmol/mol (IFCC = 10.929 x (NGSP % - 2.15), so 7.0 % is 53 mmol/mol); systolic
 (8480-6) and diastolic (8462-4) blood pressure are compared in whole mm[Hg],
-and the panel 85354-9 stands for both ("130/80" as a string or a ratio). Any
+and the panel 85354-9 stands for both ("130/80" as a string, or a ratio of
+systolic to diastolic; a panel measure that also carries a component's code
+and a quantity is that component). Any
 other measure is its coding, compared in its own unit (or one convertible by
 the UCUM table in ``quantities``) without rounding.
 """
@@ -135,7 +137,9 @@ def measured_targets(target: dict[str, Any]) -> list[MeasuredTarget]:
     codings = [c for c in (measure or {}).get("coding") or [] if isinstance(c, dict)]
     for coding in codings:
         if coding.get("system") == LOINC and coding.get("code") in PANELS:
-            return _panel(PANELS[coding["code"]], target)
+            panel = _panel(PANELS[coding["code"]], target)
+            if panel:
+                return panel
     for coding in codings:
         if coding.get("system") == LOINC and coding.get("code") in MEASURES:
             found = _single(MEASURES[coding["code"]], target)

@@ -1,0 +1,189 @@
+"""The JSON shapes the engine reads, checked before it reads them.
+
+The server validates what it stores, but ``$reconcile`` may also be handed
+sources that were never stored. Rather than fail deep inside a rule, every
+element the engine reads is checked here against the JSON kind FHIR gives it
+(an object, an array, a string), and a source that breaks one raises
+``InvalidSource`` naming the element. Paths step into arrays with ``[]``:
+``dosage[].route`` is the route of every dosage; an absent element is fine.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from fhir_ccm.coordination.errors import InvalidSource
+
+OBJECT, STRING, SCALAR = "an object", "a string", "a number, string or boolean"
+
+_CODING = ("coding[]", OBJECT), ("coding[].system", STRING), ("coding[].code", STRING), ("coding[].display", STRING)
+_QUANTITY = (("value", SCALAR), ("unit", STRING), ("code", STRING), ("comparator", STRING))
+
+
+def _concept(path: str) -> tuple[tuple[str, str], ...]:
+    return ((path, OBJECT), *((f"{path}.{step}", kind) for step, kind in _CODING), (f"{path}.text", STRING))
+
+
+def _quantity(path: str) -> tuple[tuple[str, str], ...]:
+    return ((path, OBJECT), *((f"{path}.{step}", kind) for step, kind in _QUANTITY))
+
+
+def _reference(path: str) -> tuple[tuple[str, str], ...]:
+    return ((path, OBJECT), (f"{path}.reference", STRING), (f"{path}.display", STRING))
+
+
+def _dosage(path: str) -> tuple[tuple[str, str], ...]:
+    return (
+        (path, OBJECT),
+        (f"{path}.sequence", SCALAR),
+        (f"{path}.timing", OBJECT),
+        (f"{path}.timing.repeat", OBJECT),
+        (f"{path}.timing.repeat.when[]", STRING),
+        (f"{path}.timing.repeat.timeOfDay[]", STRING),
+        (f"{path}.timing.repeat.frequency", SCALAR),
+        (f"{path}.timing.repeat.period", SCALAR),
+        (f"{path}.timing.repeat.periodUnit", STRING),
+        *_concept(f"{path}.timing.code"),
+        *_concept(f"{path}.route"),
+        (f"{path}.doseAndRate[]", OBJECT),
+        *_quantity(f"{path}.doseAndRate[].doseQuantity"),
+        (f"{path}.doseAndRate[].doseRange", OBJECT),
+        *_quantity(f"{path}.doseAndRate[].doseRange.low"),
+        *_quantity(f"{path}.doseAndRate[].doseRange.high"),
+    )
+
+
+_COMMON = (
+    ("meta", OBJECT),
+    ("meta.versionId", STRING),
+    ("meta.lastUpdated", STRING),
+    *_reference("subject"),
+    ("identifier[]", OBJECT),
+    ("identifier[].system", STRING),
+    ("identifier[].value", STRING),
+    ("status", STRING),
+)
+_NAME = (
+    ("name[]", OBJECT),
+    ("name[].use", STRING),
+    ("name[].text", STRING),
+    ("name[].family", STRING),
+    ("name[].given[]", STRING),
+    ("name[].prefix[]", STRING),
+    ("name[].suffix[]", STRING),
+)
+_MEDICATION = (
+    *_concept("medicationCodeableConcept"),
+    *_reference("medicationReference"),
+    ("contained[]", OBJECT),
+    *_concept("contained[].code"),
+)
+
+# What each source type's elements must be.
+SHAPES: dict[str, tuple[tuple[str, str], ...]] = {
+    "CarePlan": (
+        ("title", STRING),
+        ("created", STRING),
+        ("period", OBJECT),
+        ("period.start", STRING),
+        *_reference("author"),
+        *_reference("contributor[]"),
+        *_reference("addresses[]"),
+        *_reference("goal[]"),
+        ("activity[]", OBJECT),
+        *_reference("activity[].reference"),
+    ),
+    "Goal": (
+        ("lifecycleStatus", STRING),
+        ("statusDate", STRING),
+        ("startDate", STRING),
+        *_concept("description"),
+        *_reference("expressedBy"),
+        ("target[]", OBJECT),
+        *_concept("target[].measure"),
+        *_quantity("target[].detailQuantity"),
+        ("target[].detailRange", OBJECT),
+        *_quantity("target[].detailRange.low"),
+        *_quantity("target[].detailRange.high"),
+        ("target[].detailRatio", OBJECT),
+        *_quantity("target[].detailRatio.numerator"),
+        *_quantity("target[].detailRatio.denominator"),
+        *_concept("target[].detailCodeableConcept"),
+        ("target[].detailString", STRING),
+        ("target[].detailInteger", SCALAR),
+    ),
+    "MedicationStatement": (
+        *_MEDICATION,
+        ("dateAsserted", STRING),
+        ("effectiveDateTime", STRING),
+        ("effectivePeriod", OBJECT),
+        ("effectivePeriod.start", STRING),
+        *_reference("informationSource"),
+        *_dosage("dosage[]"),
+    ),
+    "MedicationRequest": (
+        *_MEDICATION,
+        ("intent", STRING),
+        ("authoredOn", STRING),
+        *_reference("requester"),
+        *_reference("recorder"),
+        *_dosage("dosageInstruction[]"),
+    ),
+    "CareTeam": (
+        ("period", OBJECT),
+        ("period.start", STRING),
+        ("participant[]", OBJECT),
+        *_reference("participant[].member"),
+        *_reference("participant[].onBehalfOf"),
+        *_concept("participant[].role[]"),
+        *_reference("managingOrganization[]"),
+        *_reference("reasonReference[]"),
+    ),
+    "Condition": (
+        *_concept("code"),
+        *_concept("verificationStatus"),
+        ("recordedDate", STRING),
+        ("onsetDateTime", STRING),
+        *_reference("asserter"),
+        *_reference("recorder"),
+    ),
+    "Practitioner": _NAME,
+    "Patient": _NAME,
+    "Medication": _concept("code"),
+}
+
+_KINDS: dict[str, tuple[type, ...]] = {OBJECT: (dict,), STRING: (str,), SCALAR: (str, int, float, bool, Decimal)}
+
+
+def check_shape(resource: dict[str, Any]) -> None:
+    """Raise ``InvalidSource`` at the first element of ``resource`` the engine could not read."""
+    for path, kind in (*_COMMON, *SHAPES.get(resource["resourceType"], ())):
+        problem = _first_problem(resource, path.split("."), kind)
+        if problem:
+            raise InvalidSource(f"{resource['resourceType']}/{resource['id']}: {problem}")
+
+
+def _first_problem(value: dict[str, Any], steps: list[str], kind: str, where: str = "") -> str | None:
+    step, rest = steps[0], steps[1:]
+    many = step.endswith("[]")
+    name = step.removesuffix("[]")
+    here = f"{where}.{name}" if where else name
+    item = value.get(name)
+    if item is None:
+        return None
+    if many and not isinstance(item, list):
+        return f"{here} must be an array"
+    items = list(enumerate(item)) if many else [(None, item)]
+    for index, element in items:
+        at = f"{here}[{index}]" if index is not None else here
+        if not rest:
+            if not isinstance(element, _KINDS[kind]):
+                return f"{at} must be {kind}"
+            continue
+        if not isinstance(element, dict):
+            return f"{at} must be an object"
+        problem = _first_problem(element, rest, kind, at)
+        if problem:
+            return problem
+    return None

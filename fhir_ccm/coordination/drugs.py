@@ -516,6 +516,12 @@ def listed_pair_reason(a: Ingredient, b: Ingredient) -> str | None:
     """
     if a.rxcui == b.rxcui:
         return None
+    return _pair_reasons(a, b) if a.rxcui < b.rxcui else _pair_reasons(b, a)
+
+
+@functools.cache
+def _pair_reasons(a: Ingredient, b: Ingredient) -> str | None:
+    """The first listed pair two ingredients form; cached, as the engine asks for every pair of medications."""
     for pair in _tables().pairs:
         if (a in pair.a and b in pair.b) or (a in pair.b and b in pair.a):
             return pair.reason

@@ -10,6 +10,7 @@ element the engine reads is checked here against the JSON kind FHIR gives it
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 from typing import Any
 
@@ -157,11 +158,41 @@ _KINDS: dict[str, tuple[type, ...]] = {OBJECT: (dict,), STRING: (str,), SCALAR: 
 
 
 def check_shape(resource: dict[str, Any]) -> None:
-    """Raise ``InvalidSource`` at the first element of ``resource`` the engine could not read."""
+    """Raise ``InvalidSource`` at the first element of ``resource`` the engine could not read.
+
+    A quick walk tells whether every shape holds; only a failing one is walked
+    again to name where it fails (building those names for every element costs
+    more than the rest of a reconciliation).
+    """
     for path, kind in (*_COMMON, *SHAPES.get(resource["resourceType"], ())):
+        steps = _steps(path)
+        if _holds(resource, steps, _KINDS[kind]):
+            continue
         problem = _first_problem(resource, path.split("."), kind)
         if problem:
             raise InvalidSource(f"{resource['resourceType']}/{resource['id']}: {problem}")
+
+
+@functools.cache
+def _steps(path: str) -> tuple[tuple[str, bool], ...]:
+    return tuple((step.removesuffix("[]"), step.endswith("[]")) for step in path.split("."))
+
+
+def _holds(value: dict[str, Any], steps: tuple[tuple[str, bool], ...], kinds: tuple[type, ...]) -> bool:
+    name, many = steps[0]
+    item = value.get(name)
+    if item is None:
+        return True
+    if many and not isinstance(item, list):
+        return False
+    rest = steps[1:]
+    for element in item if many else (item,):
+        if not rest:
+            if not isinstance(element, kinds):
+                return False
+        elif not isinstance(element, dict) or not _holds(element, rest, kinds):
+            return False
+    return True
 
 
 def _first_problem(value: dict[str, Any], steps: list[str], kind: str, where: str = "") -> str | None:

@@ -127,7 +127,7 @@ def _counter_ids() -> Any:
 
 
 def engine_times(resources: list[dict[str, Any]]) -> list[float]:
-    """Wall milliseconds per run; the CPU milliseconds are printed too, as other load on the machine inflates wall time."""
+    """Wall milliseconds per run; CPU milliseconds are printed too: other load inflates wall time."""
     times = []
     cpu_started = time.process_time()
     for run in range(ENGINE_RUNS):

@@ -12,11 +12,15 @@ import sys
 from collections.abc import Callable, Sequence
 from types import FrameType
 
-from bench import rest_core
+from bench import reconcile, rest_core, search, transactions, validation
 from bench.suite import Options
 
 SUITES: dict[str, Callable[[Options], bool]] = {
     rest_core.NAME: rest_core.run,
+    search.NAME: search.run,
+    validation.NAME: validation.run,
+    transactions.NAME: transactions.run,
+    reconcile.NAME: reconcile.run,
 }
 
 

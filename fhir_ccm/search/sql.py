@@ -117,7 +117,11 @@ class SqlBuilder:
         where = Fragment(
             f"r.type IN ({_placeholders(query.resource_types)}) AND r.deleted = 0", list(query.resource_types)
         )
-        conditions = [self.criterion(c, "r") for c in query.criteria]
+        driver = None if query.compartment is not None else _driver(query.criteria)
+        conditions = [
+            self.criterion(c, "r", drive=index == driver, types=query.resource_types)
+            for index, c in enumerate(query.criteria)
+        ]
         if query.compartment is not None:
             conditions.insert(0, self.compartment(query.compartment))
         for condition in [*conditions, *extra]:
@@ -162,8 +166,16 @@ class SqlBuilder:
 
     # -- criteria ----------------------------------------------------------------------
 
-    def criterion(self, criterion: Criterion, alias: str) -> Fragment:
-        """A condition on the resource aliased ``alias``."""
+    def criterion(self, criterion: Criterion, alias: str, drive: bool = True, types: Sequence[str] = ()) -> Fragment:
+        """A condition on the resource aliased ``alias``.
+
+        The criterion that ``drive``s the query is an ``IN`` over its index
+        table, so SQLite starts from the few matching index rows; every other
+        one is an ``EXISTS`` probing the index rows of each candidate through
+        the per-resource index. Left to itself, SQLite picks one ``IN`` list to
+        drive and may pick the least selective (``status=active`` across every
+        type) while a patient's handful of rows sat in another.
+        """
         if criterion.has is not None:
             return self._has(criterion, alias)
         if criterion.chain is not None:
@@ -172,9 +184,9 @@ class SqlBuilder:
         if criterion.modifier == "missing":
             missing = criterion.values[0]
             assert isinstance(missing, MissingValue)
-            operator = "NOT IN" if missing.missing else "IN"
             return Fragment(
-                f"({alias}.type, {alias}.id) {operator} (SELECT i.type, i.id FROM {table} i WHERE i.param = ?)",
+                f"{'NOT ' if missing.missing else ''}EXISTS (SELECT 1 FROM {table} i INDEXED BY {table}_resource"
+                f" WHERE i.type = {alias}.type AND i.id = {alias}.id AND i.param = ?)",
                 [criterion.code],
             )
         alternatives = [self.value_condition(criterion, value, "i.") for value in criterion.values]
@@ -182,13 +194,16 @@ class SqlBuilder:
             " OR ".join(f"({part.sql})" for part in alternatives), [a for part in alternatives for a in part.args]
         )
         negated = criterion.modifier in ("not", "not-in")
-        operator = "NOT IN" if negated else "IN"
+        if drive and not negated:
+            type_filter = f" AND i.type IN ({_placeholders(types)})" if types else ""
+            return Fragment(
+                f"({alias}.type, {alias}.id) IN (SELECT i.type, i.id FROM {table} i"
+                f" WHERE i.param = ?{type_filter} AND ({condition.sql}))",
+                [criterion.code, *types, *condition.args],
+            )
         return Fragment(
-            f"({alias}.type, {alias}.id) {operator} (SELECT i.type, i.id FROM {table} i"
-            f" WHERE i.type = {alias}.type AND i.param = ? AND ({condition.sql}))"
-            if negated
-            else f"({alias}.type, {alias}.id) IN (SELECT i.type, i.id FROM {table} i"
-            f" WHERE i.param = ? AND ({condition.sql}))",
+            f"{'NOT ' if negated else ''}EXISTS (SELECT 1 FROM {table} i INDEXED BY {table}_resource"
+            f" WHERE i.type = {alias}.type AND i.id = {alias}.id AND i.param = ? AND ({condition.sql}))",
             [criterion.code, *condition.args],
         )
 
@@ -201,8 +216,8 @@ class SqlBuilder:
         return Fragment(
             f"({alias}.type, {alias}.id) IN (SELECT i.type, i.id FROM idx_reference i WHERE i.param = ?"
             f" AND {local.sql} AND (i.target_type, i.target_id) IN (SELECT {inner_alias}.type, {inner_alias}.id"
-            f" FROM resources {inner_alias} WHERE {inner_alias}.type IN ({_placeholders(types)})"
-            f" AND {inner_alias}.deleted = 0 AND {inner.sql}))",
+            f" FROM resources {inner_alias} WHERE +{inner_alias}.type IN ({_placeholders(types)})"
+            f" AND +{inner_alias}.deleted = 0 AND {inner.sql}))",
             [criterion.code, *local.args, *types, *inner.args],
         )
 
@@ -216,7 +231,7 @@ class SqlBuilder:
             f"({alias}.type, {alias}.id) IN (SELECT i.target_type, i.target_id FROM idx_reference i"
             f" WHERE i.type = ? AND i.param = ? AND {local.sql}"
             f" AND (i.type, i.id) IN (SELECT {inner_alias}.type, {inner_alias}.id"
-            f" FROM resources {inner_alias} WHERE {inner_alias}.type = ? AND {inner_alias}.deleted = 0"
+            f" FROM resources {inner_alias} WHERE +{inner_alias}.type = ? AND +{inner_alias}.deleted = 0"
             f" AND {inner.sql}))",
             [has.source_type, has.reference_code, *local.args, has.source_type, *inner.args],
         )
@@ -364,6 +379,29 @@ def uri_parents(uri: str) -> list[str]:
             break
         found += [trimmed[:end], trimmed[:end] + "/"]
     return list(dict.fromkeys(found))
+
+
+# Criteria that usually pin a handful of index rows, in order of preference to drive a query.
+DRIVING_CODES = ("_id", "identifier", "patient", "subject")
+
+
+def _driver(criteria: Sequence[Criterion]) -> int | None:
+    """Which criterion drives the query: a reference or identifier one when there is one, else the first."""
+    candidates = [
+        index
+        for index, c in enumerate(criteria)
+        if c.chain is None and c.has is None and c.modifier not in ("not", "not-in", "missing")
+    ]
+    if not candidates:
+        return 0 if criteria else None
+
+    def rank(index: int) -> tuple[int, int]:
+        c = criteria[index]
+        if c.code in DRIVING_CODES:
+            return (DRIVING_CODES.index(c.code), index)
+        return (len(DRIVING_CODES) + (0 if c.kind == "reference" else 1), index)
+
+    return min(candidates, key=rank)
 
 
 def _like(text: str) -> str:

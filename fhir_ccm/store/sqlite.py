@@ -278,15 +278,18 @@ class SQLiteStore:
             else:
                 matches = builder.matches(query)
                 offset = 0
-                first = connection.execute(matches.sql + " LIMIT ?", [*matches.args, query.count + 1]).fetchall()
+                cursor = connection.execute(matches.sql, matches.args)
+                first = cursor.fetchmany(query.count + 1)
                 if first_page_only:
                     keys, total = [(row[0], row[1]) for row in first[: query.count]], None
                 elif len(first) <= query.count:
                     keys, total = [(row[0], row[1]) for row in first], len(first)
                 else:
-                    every = [(row[0], row[1]) for row in connection.execute(matches.sql, matches.args)]
+                    # More than a page: the rest comes from the same cursor, so the query runs once.
+                    every = [(row[0], row[1]) for row in (*first, *cursor.fetchall())]
                     snapshot = self._snapshots.save(every)
                     keys, total = every[: query.count], len(every)
+                cursor.close()
             found = self._current(connection, keys)
             included = self._included(connection, query, keys, builder.local(""))
         return SearchPage(tuple(found), tuple(included), total, snapshot, offset)
@@ -300,7 +303,8 @@ class SQLiteStore:
             chunk = keys[start : start + 400]
             values = ", ".join("(?, ?)" for _ in chunk)
             rows = connection.execute(
-                f"SELECT {_VERSION_COLUMNS} FROM resources WHERE deleted = 0 AND (type, id) IN (VALUES {values})",
+                f"SELECT {_VERSION_COLUMNS} FROM resources WHERE deleted = 0"
+                f" AND (type, id) IN (SELECT column1, column2 FROM (VALUES {values}))",
                 [part for key in chunk for part in key],
             ).fetchall()
             for row in rows:
@@ -344,7 +348,7 @@ class SQLiteStore:
             if include.reverse:
                 sql = Fragment(
                     "SELECT DISTINCT type, id FROM idx_reference WHERE"
-                    f" (target_type, target_id) IN (VALUES {values}) AND {local.sql}",
+                    f" (target_type, target_id) IN (SELECT column1, column2 FROM (VALUES {values})) AND {local.sql}",
                     [*flat, *local.args],
                 )
                 if include.source_type != "*":
@@ -353,7 +357,7 @@ class SQLiteStore:
             else:
                 sql = Fragment(
                     "SELECT DISTINCT target_type, target_id FROM idx_reference WHERE target_id IS NOT NULL"
-                    f" AND (type, id) IN (VALUES {values}) AND {local.sql}",
+                    f" AND (type, id) IN (SELECT column1, column2 FROM (VALUES {values})) AND {local.sql}",
                     [*flat, *local.args],
                 )
                 if include.source_type != "*":

@@ -104,15 +104,26 @@ def transaction(entries: int) -> dict[str, Any]:
     return {"resourceType": "Bundle", "type": "transaction", "entry": bundle_entries}
 
 
-def _without_dangling(value: Any, kept: set[str]) -> Any:
-    """Cut the last patient's references to resources the size cap left out of the Bundle."""
+def _without_dangling(resource: dict[str, Any], kept: set[str]) -> dict[str, Any]:
+    """Cut the last patient's references to resources the size cap left out of the Bundle.
+
+    A resource that lost references no longer claims its profile: the CCM
+    CarePlan, for one, must cite the medications it manages.
+    """
+    cut = _cut_references(resource, kept)
+    if cut != resource:
+        cut.pop("meta", None)
+    return cut
+
+
+def _cut_references(value: Any, kept: set[str]) -> Any:
     if isinstance(value, dict):
         reference = value.get("reference")
         if isinstance(reference, str) and reference.startswith("urn:uuid:") and reference not in kept:
             return {"display": "not in this transaction"}
-        return {k: _without_dangling(v, kept) for k, v in value.items()}
+        return {k: _cut_references(v, kept) for k, v in value.items()}
     if isinstance(value, list):
-        return [_without_dangling(item, kept) for item in value]
+        return [_cut_references(item, kept) for item in value]
     return value
 
 

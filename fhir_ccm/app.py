@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from fhir_ccm.api.negotiation import DEFAULT_FORMAT
@@ -21,6 +21,7 @@ from fhir_ccm.errors import (
     PayloadTooLarge,
     outcome_for,
 )
+from fhir_ccm.interactions.validate import ProfilePolicy, install_policy, uninstall_policy
 from fhir_ccm.store.sqlite import SQLiteStore, format_instant
 
 logger = logging.getLogger("fhir_ccm")
@@ -45,11 +46,29 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = config.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["fhir_ccm.store"] = SQLiteStore(config.database)
+    store = app.extensions["fhir_ccm.store"] = SQLiteStore(config.database)
     app.extensions["fhir_ccm.started"] = format_instant(datetime.now(UTC))
+    try:  # one registry per app (core, profiles/, FHIR_CCM_DEFINITIONS, stored definitions), built on first use
+        app.extensions["fhir_ccm.profiles"] = ProfilePolicy.from_config(config, store)
+    except ValueError:  # a malformed setting or definition file
+        store.close()
+        raise
+    app.before_request(install_profile_policy)
+    app.teardown_request(uninstall_profile_policy)
     app.register_blueprint(blueprint, url_prefix=BASE_PATH)
     app.register_error_handler(Exception, handle_error)
     return app
+
+
+def install_profile_policy() -> None:
+    """Writes of this request are checked against this app's profiles (``interactions.validate``)."""
+    g.fhir_ccm_policy = install_policy(current_app.extensions["fhir_ccm.profiles"])
+
+
+def uninstall_profile_policy(error: BaseException | None) -> None:
+    token = g.pop("fhir_ccm_policy", None)
+    if token is not None:
+        uninstall_policy(token)
 
 
 def handle_error(error: Exception) -> Response:

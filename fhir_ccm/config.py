@@ -26,6 +26,9 @@ class Config:
     timeout: int = 60  # seconds a worker may spend on one request before it is restarted
     body_timeout: int = 60  # seconds a client may take to send a request body before it gets 408
     conditional_delete_multiple: int = 0  # 1: a conditional delete may delete several matches
+    unknown_profiles: str = "reject"  # a claimed profile the server does not know: reject (422) | warn (store)
+    required_profiles: str = ""  # profiles every write of a type must meet: "CarePlan=url,Goal=url"
+    definitions: str = ""  # extra StructureDefinition/ValueSet/CodeSystem files or folders, ":"-separated
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:

@@ -73,3 +73,13 @@ def test_metadata_in_xml(client):
     assert response.status_code == 200
     assert response.data.lstrip().startswith(b"<")
     assert b'<fhirVersion value="4.0.1"/>' in response.data
+
+
+def test_operations_are_listed(client):
+    statement = client.get("/fhir/metadata").get_json()
+    resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
+    assert {"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"} in (
+        resources["CarePlan"]["operation"]
+    )
+    assert "reconcile" in {o["name"] for o in resources["Patient"]["operation"]}
+    assert "reconcile" in {o["name"] for o in statement["rest"][0]["operation"]}

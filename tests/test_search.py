@@ -391,7 +391,7 @@ def diagnostics(outcome: dict[str, Any]) -> str:
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlaskClient]:
     """A client over a database holding ``CORPUS``, shared by the read-only tables."""
     database: Path = tmp_path_factory.mktemp("search") / "corpus.db"
-    app = create_app({"database": str(database)})
+    app = create_app({"database": str(database), "unknown_profiles": "warn"})
     client = app.test_client()
     for resource in CORPUS:
         put(client, resource)

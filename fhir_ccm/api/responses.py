@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 from email.utils import format_datetime
+from functools import lru_cache
 from typing import Any
 
 from flask import Response
@@ -19,6 +20,7 @@ from fhir_ccm.interactions import Context, Result
 BUNDLE_ENTRY_SUBSETS = ("history", "searchset")
 
 
+@lru_cache(maxsize=4096)
 def http_date(instant: str) -> str:
     return format_datetime(datetime.fromisoformat(instant.replace("Z", "+00:00")), usegmt=True)
 

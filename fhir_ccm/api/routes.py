@@ -50,10 +50,12 @@ from fhir_ccm.interactions.reconcile import parse_persist, reconcile_bundle, rec
 from fhir_ccm.interactions.resource_types import require_type
 from fhir_ccm.interactions.search import search_compartment, search_system, search_type
 from fhir_ccm.interactions.update import update
+from fhir_ccm.interactions.validate import parse_validate_request, validate_operation
 from fhir_ccm.store import Store
 
 blueprint = Blueprint("fhir", __name__)
 BASE_PATH = "/fhir"
+PLAIN_ACCEPT = frozenset({None, "", "*/*", "application/fhir+json"})
 PATCH_FORMATS = (JSON_PATCH,)
 FORMAT_ONLY = frozenset({"_format", "_pretty"})
 OPERATION_RULES = ("/$<operation>", "/<resource_type>/$<operation>", "/<resource_type>/<id>/$<operation>")
@@ -154,6 +156,9 @@ def _handler() -> Callable[..., Response] | None:
 def negotiate() -> None:
     """Settle the response format before any interaction runs, so a bad one writes nothing."""
     accept = request.headers.get("Accept")
+    if not request.args and accept in PLAIN_ACCEPT and "Prefer" not in request.headers:
+        g.fhir_format, g.prefer = DEFAULT_FORMAT, {}  # the common case: nothing to negotiate
+        return
     g.fhir_format = media_format(request.args, accept)  # errors below are answered in this format
     g.fhir_format = response_format(request.args, accept)
     g.prefer = prefer()
@@ -306,6 +311,18 @@ def handle_reconcile_bundle() -> Response:
     return respond(reconcile_bundle(store(), context(), bundle))
 
 
+def handle_validate(resource_type: str, id: str | None = None) -> Response:
+    """``$validate`` (resource-operation-validate.html): ``profile`` and ``mode`` in the query or a Parameters body."""
+    require_type(resource_type)
+    body = optional_body() if request.method == "POST" else None
+    mode = request.args.getlist("mode")
+    if len(mode) > 1:
+        raise Invalid("Parameter 'mode' may be given only once")
+    validation = parse_validate_request(body, resource_type, request.args.getlist("profile"), mode[0] if mode else None)
+    policy = current_app.extensions["fhir_ccm.profiles"]
+    return respond(validate_operation(store(), context(), policy, resource_type, id, validation))
+
+
 def handle_batch() -> Response:
     _, bundle = read_body()
     allow_multiple_delete = bool(current_app.config["FHIR_CCM"].conditional_delete_multiple)
@@ -346,6 +363,8 @@ ROUTES: tuple[Route, ...] = (
     Route("/<resource_type>/<id>/_history/<version_id>", "GET", handle_vread, "vread", "type"),
     Route("/Patient/<id>/$reconcile", "POST", handle_reconcile_patient, "", "system"),
     Route("/$reconcile", "POST", handle_reconcile_bundle, "", "system"),
+    *(Route("/<resource_type>/$validate", method, handle_validate, "", "type") for method in ("GET", "POST")),
+    *(Route("/<resource_type>/<id>/$validate", method, handle_validate, "", "type") for method in ("GET", "POST")),
     *(Route(rule, method, handle_operation, "", "system") for rule in OPERATION_RULES for method in ("GET", "POST")),
 )
 

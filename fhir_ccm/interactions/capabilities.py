@@ -19,6 +19,8 @@ from fhir_ccm.interactions.resource_types import unwritable_types
 from fhir_ccm.search.parameters import common_parameters, parameters_for
 from fhir_ccm.search.parse import DEFAULT_TOTAL, MODIFIERS, PREFIXED_KINDS
 
+VALIDATE_DEFINITION = "http://hl7.org/fhir/OperationDefinition/Resource-validate"
+RECONCILE_DEFINITION = "http://fhir-ccm.org/OperationDefinition/reconcile"
 WRITE_INTERACTIONS = frozenset({"create", "update", "patch"})
 SOFTWARE_NAME = "fhir-ccm"
 
@@ -111,6 +113,9 @@ def _statement(
             "conditionalUpdate": True,
             "conditionalDelete": conditional_delete,
         }
+        entry["operation"] = [{"name": "validate", "definition": VALIDATE_DEFINITION}]
+        if resource_type == "Patient":
+            entry["operation"].append({"name": "reconcile", "definition": RECONCILE_DEFINITION})
         if "search-type" in codes:
             entry["searchInclude"] = include_values(resource_type)
             entry["searchRevInclude"] = revinclude_values(resource_type)
@@ -147,6 +152,7 @@ def _statement(
                     {"name": "_type", "type": "token", "documentation": "Resource types to search (system search)"},
                     *search_param_entries("Resource"),
                 ],
+                "operation": [{"name": "reconcile", "definition": RECONCILE_DEFINITION}],
                 "compartment": [f"http://hl7.org/fhir/CompartmentDefinition/{c}" for c in compartments()],
             }
         ],

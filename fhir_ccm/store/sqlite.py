@@ -29,6 +29,7 @@ from fhir_ccm.store.sqlite_index import create_index_tables, replace_rows
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 30_000
 _VERSION_COLUMNS = "type, id, version, last_updated, deleted, json, method, seq"
+_PREFIXED_COLUMNS = ", ".join(f"r.{column.strip()}" for column in _VERSION_COLUMNS.split(","))
 
 
 def format_instant(moment: datetime) -> str:
@@ -278,19 +279,22 @@ class SQLiteStore:
             else:
                 matches = builder.matches(query)
                 offset = 0
-                cursor = connection.execute(matches.sql, matches.args)
-                first = cursor.fetchmany(query.count + 1)
+                # The first page comes with its resources in the same statement; the keys of every
+                # match are read (and snapshotted) only when there is more than one page.
+                with_resources = matches.sql.replace("SELECT r.type, r.id", f"SELECT {_PREFIXED_COLUMNS}", 1)
+                first = connection.execute(with_resources + " LIMIT ?", [*matches.args, query.count + 1]).fetchall()
+                found = [_row_to_version(row) for row in first[: query.count]]
+                keys = [(version.resource_type, version.id) for version in found]
                 if first_page_only:
-                    keys, total = [(row[0], row[1]) for row in first[: query.count]], None
+                    total = None
                 elif len(first) <= query.count:
-                    keys, total = [(row[0], row[1]) for row in first], len(first)
+                    total = len(first)
                 else:
-                    # More than a page: the rest comes from the same cursor, so the query runs once.
-                    every = [(row[0], row[1]) for row in (*first, *cursor.fetchall())]
+                    every = [(row[0], row[1]) for row in connection.execute(matches.sql, matches.args)]
                     snapshot = self._snapshots.save(every)
-                    keys, total = every[: query.count], len(every)
-                cursor.close()
-            found = self._current(connection, keys)
+                    total = len(every)
+            if query.snapshot is not None:
+                found = self._current(connection, keys)
             included = self._included(connection, query, keys, builder.local(""))
         return SearchPage(tuple(found), tuple(included), total, snapshot, offset)
 

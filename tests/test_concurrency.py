@@ -9,8 +9,6 @@ interleaving the scheduler picks.
 from __future__ import annotations
 
 import json
-import os
-import select
 import sqlite3
 import threading
 import time
@@ -21,7 +19,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import LiveServer, free_port
+from conftest import LiveServer, StderrDrain, free_port
 
 FHIR_JSON = "application/fhir+json"
 HEADERS = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON}
@@ -31,34 +29,6 @@ MRN = "http://hospital.example.org/mrn"
 TX_TAG = "http://example.org/fhir-ccm/test-transaction"
 
 Version = tuple[str, str, int]  # (type, id, version)
-
-
-class StderrDrain:
-    """Reads the server's stderr pipe so it never fills up; keeps the text to look for tracebacks."""
-
-    def __init__(self, server: LiveServer) -> None:
-        assert server.process is not None and server.process.stderr is not None
-        self._fd = server.process.stderr.fileno()
-        self._stop = threading.Event()
-        self._chunks: list[bytes] = []
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                if select.select([self._fd], [], [], 0.1)[0]:
-                    chunk = os.read(self._fd, 65536)
-                    if not chunk:
-                        return
-                    self._chunks.append(chunk)
-        except (OSError, ValueError):
-            return
-
-    def close(self) -> str:
-        self._stop.set()
-        self._thread.join(5)
-        return b"".join(self._chunks).decode("utf-8", "replace")
 
 
 @pytest.fixture(scope="module")

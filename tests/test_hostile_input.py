@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import select
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,7 +22,7 @@ from xml.etree import ElementTree
 
 import pytest
 import requests
-from conftest import LiveServer, free_port
+from conftest import LiveServer, StderrDrain, free_port
 
 from fhir_ccm.app import create_app
 
@@ -497,38 +494,6 @@ def test_tiny_decimal_does_not_explode_in_xml(client: Any) -> None:
 
 
 # -- over the real server ---------------------------------------------------------------
-
-
-class StderrDrain:
-    """Reads the server's stderr (a pipe nobody else reads) and keeps it, so tracebacks can be checked."""
-
-    def __init__(self, server: LiveServer) -> None:
-        assert server.process is not None and server.process.stderr is not None
-        self._fd = server.process.stderr.fileno()
-        self._stop = threading.Event()
-        self._chunks: list[bytes] = []
-        self._thread = threading.Thread(target=self._run, name="stderr-drain", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                readable, _, _ = select.select([self._fd], [], [], 0.1)
-                if readable:
-                    chunk = os.read(self._fd, 65536)
-                    if not chunk:
-                        return
-                    self._chunks.append(chunk)
-        except (OSError, ValueError):
-            return
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    @property
-    def text(self) -> str:
-        return b"".join(self._chunks).decode("utf-8", "replace")
 
 
 @pytest.fixture

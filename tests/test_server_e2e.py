@@ -12,12 +12,10 @@ import http.client
 import json
 import os
 import re
-import select
 import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +27,7 @@ from xml.etree import ElementTree
 
 import pytest
 import requests
-from conftest import LiveServer, free_port
+from conftest import LiveServer, StderrDrain, free_port
 
 from fhir_ccm.store import HistoryQuery
 from fhir_ccm.store.sqlite import SQLiteStore
@@ -44,44 +42,6 @@ XML_HEADERS = {"Content-Type": FHIR_XML, "Accept": FHIR_XML}
 
 
 # -- helpers ------------------------------------------------------------------
-
-
-class StderrDrain:
-    """Reads the server's stderr pipe while a test runs.
-
-    conftest's LiveServer gives the server a pipe for stderr that nobody
-    reads; a server that logs more than a pipe buffer would block. This reads
-    it (with ``select``, so the thread always stops when asked) and keeps the
-    text, so tests can also check that no traceback was logged.
-    """
-
-    def __init__(self, server: LiveServer) -> None:
-        assert server.process is not None and server.process.stderr is not None
-        self._fd = server.process.stderr.fileno()
-        self._stop = threading.Event()
-        self._chunks: list[bytes] = []
-        self._thread = threading.Thread(target=self._run, name="stderr-drain", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                readable, _, _ = select.select([self._fd], [], [], 0.1)
-                if readable:
-                    chunk = os.read(self._fd, 65536)
-                    if not chunk:
-                        return
-                    self._chunks.append(chunk)
-        except (OSError, ValueError):
-            return
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    @property
-    def text(self) -> str:
-        return b"".join(self._chunks).decode("utf-8", "replace")
 
 
 @pytest.fixture

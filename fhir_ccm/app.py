@@ -61,7 +61,12 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
 
 
 def install_profile_policy() -> None:
-    """Writes of this request are checked against this app's profiles (``interactions.validate``)."""
+    """Writes of this request are checked against this app's profiles (``interactions.validate``).
+
+    A GET or HEAD never writes (``$validate`` is handed the policy directly), so reads skip it.
+    """
+    if request.method in ("GET", "HEAD"):
+        return
     g.fhir_ccm_policy = install_policy(current_app.extensions["fhir_ccm.profiles"])
 
 

@@ -104,9 +104,12 @@ def media_format(args: Mapping[str, str], accept: str | None) -> ResponseFormat:
     return ResponseFormat(kind=kind, media_type=served)
 
 
-def response_format(args: Mapping[str, str], accept: str | None) -> ResponseFormat:
-    """The response format asked for by ``_format``/``Accept``, ``_pretty``, ``_summary`` and ``_elements``."""
-    media = media_format(args, accept)
+def response_format(args: Mapping[str, str], accept: str | None, media: ResponseFormat | None = None) -> ResponseFormat:
+    """The response format asked for by ``_format``/``Accept``, ``_pretty``, ``_summary`` and ``_elements``.
+
+    ``media`` is ``media_format``'s answer when the caller already has it.
+    """
+    media = media or media_format(args, accept)
     pretty = args.get("_pretty", "false")
     if pretty not in ("true", "false"):
         raise Invalid(f"_pretty must be true or false, not '{pretty}'")

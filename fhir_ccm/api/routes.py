@@ -159,8 +159,8 @@ def negotiate() -> None:
     if not request.args and accept in PLAIN_ACCEPT and "Prefer" not in request.headers:
         g.fhir_format, g.prefer = DEFAULT_FORMAT, {}  # the common case: nothing to negotiate
         return
-    g.fhir_format = media_format(request.args, accept)  # errors below are answered in this format
-    g.fhir_format = response_format(request.args, accept)
+    media = g.fhir_format = media_format(request.args, accept)  # errors below are answered in this format
+    g.fhir_format = response_format(request.args, accept, media)
     g.prefer = prefer()
     is_search = request.method in ("GET", "POST") and _handler() in SEARCH_HANDLERS
     if g.fhir_format.summary == "count" and not is_search:

@@ -250,22 +250,15 @@ class SQLiteStore:
 
     # -- search ----------------------------------------------------------------------------
 
-    @contextmanager
-    def _read_transaction(self) -> Iterator[sqlite3.Connection]:
-        """One consistent view of the database for every statement of a search."""
-        with self._connection() as connection:
-            if connection.in_transaction:
-                yield connection
-                return
-            connection.execute("BEGIN")
-            try:
-                yield connection
-            finally:
-                connection.execute("COMMIT")
-
     def search(self, query: SearchQuery, base_url: str = "", first_page_only: bool = False) -> SearchPage:
+        """Every statement here is consistent on its own, so no read transaction is needed.
+
+        A result of one page is found and fetched by a single statement. A longer one
+        is read whole (keys only) by a second statement, and the first page is then
+        taken from that same list, so the page and the snapshot always agree.
+        """
         builder = SqlBuilder(base_url)
-        with self._read_transaction() as connection:
+        with self._connection() as connection:
             if query.summary == "count":
                 counted = builder.count(query)
                 (total,) = connection.execute(counted.sql, counted.args).fetchone()
@@ -276,25 +269,20 @@ class SQLiteStore:
                 if page is None:
                     raise Gone("This search result has expired; run the search again")
                 keys, total = page
+                found = self._current(connection, keys)
             else:
                 matches = builder.matches(query)
                 offset = 0
-                # The first page comes with its resources in the same statement; the keys of every
-                # match are read (and snapshotted) only when there is more than one page.
                 with_resources = matches.sql.replace("SELECT r.type, r.id", f"SELECT {_PREFIXED_COLUMNS}", 1)
                 first = connection.execute(with_resources + " LIMIT ?", [*matches.args, query.count + 1]).fetchall()
                 found = [_row_to_version(row) for row in first[: query.count]]
-                keys = [(version.resource_type, version.id) for version in found]
-                if first_page_only:
-                    total = None
-                elif len(first) <= query.count:
-                    total = len(first)
-                else:
+                total = None if first_page_only else len(first)
+                if len(first) > query.count and not first_page_only:
                     every = [(row[0], row[1]) for row in connection.execute(matches.sql, matches.args)]
                     snapshot = self._snapshots.save(every)
                     total = len(every)
-            if query.snapshot is not None:
-                found = self._current(connection, keys)
+                    found = self._current(connection, every[: query.count])
+                keys = [(version.resource_type, version.id) for version in found]
             included = self._included(connection, query, keys, builder.local(""))
         return SearchPage(tuple(found), tuple(included), total, snapshot, offset)
 

@@ -60,7 +60,31 @@ class GunicornServer(BaseApplication):
     def load(self) -> Any:
         from fhir_ccm.app import create_app
 
-        return create_app(self.fhir_config)
+        app = create_app(self.fhir_config)
+        warm_up(app)
+        return app
+
+
+def warm_up(app: Any) -> None:
+    """Load the definitions every request needs, then take them out of the garbage collector's sight.
+
+    The vendored R4 definitions and the tables built from them are millions of
+    long-lived objects; a full collection would walk them all, in the middle of
+    some request. ``gc.freeze`` moves what exists now to a generation the
+    collector never scans.
+    """
+    import gc
+
+    from fhir_ccm.definitions import resource_types, search_parameters, structure_definitions
+    from fhir_ccm.search.parameters import parameters_for
+
+    structure_definitions()
+    search_parameters()
+    for resource_type in resource_types():
+        parameters_for(resource_type)
+    app.test_client().get("/fhir/metadata")
+    gc.collect()
+    gc.freeze()
 
 
 def serve(config: Config) -> None:

@@ -110,6 +110,20 @@ SAMPLE_COMPLEX = {
 }
 
 
+def reference_target(path: str) -> str:
+    """The first type a Reference element may point to, from its definition (Patient when any)."""
+    from fhir_ccm.definitions import structure_definition
+
+    definition = structure_definition(path.split(".")[0]) or {}
+    for element in definition.get("snapshot", {}).get("element", []):
+        if element["path"] == path:
+            for type_entry in element.get("type", []):
+                for target in type_entry.get("targetProfile", []):
+                    name = target.rsplit("/", 1)[-1]
+                    return "Patient" if name == "Resource" else name
+    return "Patient"
+
+
 def minimal_instance(node: str) -> dict:
     """The smallest content for ``node``: every mandatory element, with a valid sample value."""
     from fhir_ccm.definitions.elements import properties
@@ -123,34 +137,41 @@ def minimal_instance(node: str) -> dict:
             value = SAMPLE_VALUES.get(prop.type_code, "x")
             if prop.type_code == "code" and prop.value_set:
                 value = sorted(expand_codes(prop.value_set) or ["x"])[0]
+        elif prop.type_code == "Reference":
+            value = {"reference": f"{reference_target(prop.path)}/x"}
         elif prop.type_code in SAMPLE_COMPLEX:
             value = SAMPLE_COMPLEX[prop.type_code]
         else:
-            value = minimal_instance(prop.node or prop.type_code) or {"id": "x"}
+            value = minimal_instance(prop.node or prop.type_code) or {
+                "extension": [{"url": "http://example.org/x", "valueString": "x"}]
+            }
         result[prop.name] = [value] if prop.is_array else value
     return result
 
 
-def test_every_r4_type_can_be_stored_or_answers_501(client):
-    """The R4 list of types, not R4B's; the few without a structural model answer 501."""
+def test_every_r4_type_can_be_stored(client):
+    """The R4 list of types, not R4B's: the R4-only ones are checked by the definition-driven validator."""
     from fhir_ccm.definitions import resource_types
-    from fhir_ccm.interactions.resource_types import unwritable_types
 
-    unwritable = set(unwritable_types())
-    assert {"MedicinalProduct", "EffectEvidenceSynthesis", "SubstancePolymer"} <= unwritable
     for resource_type in sorted(resource_types()):
         resource = {"resourceType": resource_type, "id": "x1", **minimal_instance(resource_type)}
         response = put(client, resource_type, "x1", resource)
-        expected = 501 if resource_type in unwritable else 201
-        assert response.status_code == expected, (resource_type, response.get_json())
-        if expected == 201:
-            assert client.get(f"/fhir/{resource_type}/x1").status_code == 200
+        assert response.status_code == 201, (resource_type, response.get_json())
+        assert client.get(f"/fhir/{resource_type}/x1").status_code == 200
 
 
-def test_r4_only_type_without_model_answers_501(client):
-    response = post(client, "MedicinalProduct", {"resourceType": "MedicinalProduct"})
-    assert response.status_code == 501
-    assert response.get_json()["resourceType"] == "OperationOutcome"
+def test_r4_only_types_are_checked_too(client):
+    """MedicinalProduct has no R4B model; its content is still checked before it is stored."""
+    assert (
+        post(
+            client, "MedicinalProduct", {"resourceType": "MedicinalProduct", "name": [{"productName": "X"}]}
+        ).status_code
+        == 201
+    )
+    for bad in ({"unknownThing": 1}, {"name": [{"productName": 5}]}, {"name": []}):
+        response = post(client, "MedicinalProduct", {"resourceType": "MedicinalProduct", **bad})
+        assert response.status_code == 400, bad
+        assert response.get_json()["resourceType"] == "OperationOutcome"
 
 
 # -- read and vread ---------------------------------------------------------------

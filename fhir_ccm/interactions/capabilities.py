@@ -15,13 +15,11 @@ from fhir_ccm import __version__
 from fhir_ccm.definitions import FHIR_VERSION, compartment_definitions, resource_types
 from fhir_ccm.formats.json_format import dump_json
 from fhir_ccm.interactions import Context, Result
-from fhir_ccm.interactions.resource_types import unwritable_types
 from fhir_ccm.search.parameters import common_parameters, parameters_for
 from fhir_ccm.search.parse import DEFAULT_TOTAL, MODIFIERS, PREFIXED_KINDS
 
 VALIDATE_DEFINITION = "http://hl7.org/fhir/OperationDefinition/Resource-validate"
 RECONCILE_DEFINITION = "http://fhir-ccm.org/OperationDefinition/reconcile"
-WRITE_INTERACTIONS = frozenset({"create", "update", "patch"})
 SOFTWARE_NAME = "fhir-ccm"
 
 
@@ -95,12 +93,9 @@ def _statement(
     started: str,
     conditional_delete: str,
 ) -> str:
-    unwritable = set(unwritable_types())
     resources = []
     for resource_type in sorted(resource_types()):
-        codes = [
-            code for code in type_interactions if resource_type not in unwritable or code not in WRITE_INTERACTIONS
-        ]
+        codes = list(type_interactions)
         entry: dict[str, Any] = {
             "type": resource_type,
             "profile": f"http://hl7.org/fhir/StructureDefinition/{resource_type}",
@@ -120,11 +115,6 @@ def _statement(
             entry["searchInclude"] = include_values(resource_type)
             entry["searchRevInclude"] = revinclude_values(resource_type)
             entry["searchParam"] = search_param_entries(resource_type)
-        if resource_type in unwritable:
-            entry["documentation"] = (
-                "R4-only type without a structural model: it can be read, but create, update and patch"
-                " answer 501 until the definition-driven validator covers it."
-            )
         resources.append(entry)
     statement = {
         "resourceType": "CapabilityStatement",

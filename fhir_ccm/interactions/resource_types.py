@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 
 from fhir_ccm.definitions import resource_types
-from fhir_ccm.errors import Invalid, NotFound, NotSupported
-from fhir_ccm.validation.structure import has_model
+from fhir_ccm.errors import Invalid, NotFound
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
@@ -19,16 +18,12 @@ def require_type(resource_type: str) -> str:
 
 
 def require_writable_type(resource_type: str) -> str:
-    """A type whose content the server can check before storing it."""
-    require_type(resource_type)
-    if not has_model(resource_type):
-        raise NotSupported(f"Resources of type {resource_type} cannot be validated by this server yet")
-    return resource_type
+    """A type whose content the server can check before storing it: every R4 type.
 
-
-def unwritable_types() -> list[str]:
-    """R4 types without an R4B model: readable, but not writable yet."""
-    return sorted(t for t in resource_types() if not has_model(t))
+    Types with an R4B model are checked by it; the R4-only ones (MedicinalProduct
+    and its family, some Substance types) by the definition-driven validator.
+    """
+    return require_type(resource_type)
 
 
 def require_id(id: str) -> str:

@@ -2,8 +2,7 @@
 
 R4 and R4B define CarePlan, Goal, MedicationStatement, CareTeam, Patient and
 Bundle identically. R4-only types without an R4B model, and the two types R4B
-redefined, cannot be checked this way and are refused with 501 until the
-definition-driven validator covers them.
+redefined, are checked by the definition-driven validator instead.
 """
 
 from __future__ import annotations
@@ -42,10 +41,16 @@ def has_model(resource_type: str) -> bool:
 
 
 def check_structure(resource: dict[str, Any]) -> list[Issue]:
-    """Problems the R4B model of the resource's type finds."""
+    """Problems the R4B model of the resource's type finds.
+
+    A type without a usable R4B model is checked by the definition-driven
+    validator instead (its errors only), so every R4 type can be written.
+    """
     model = model_class(resource["resourceType"])
     if model is None:
-        return []
+        from fhir_ccm.validation.profiles import validate
+
+        return [issue for issue in validate(resource) if issue.severity in ("error", "fatal")]
     try:
         model.model_validate(resource)
     except ValidationError as error:

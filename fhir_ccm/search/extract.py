@@ -22,7 +22,6 @@ from __future__ import annotations
 import itertools
 import math
 import re
-import unicodedata
 from collections.abc import Callable
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -46,6 +45,7 @@ from fhir_ccm.search.rows import (
     TokenRow,
     UriRow,
 )
+from fhir_ccm.search.values import normalize_text as normalize
 from fhir_ccm.validation.valuesets import expand
 
 _Converter = Callable[[str, Any, str, Property | None, list[Any]], None]
@@ -104,15 +104,6 @@ def _collect(param: SearchParam, resource: dict[str, Any], converter: _Converter
 
 
 # --------------------------------------------------------------------------- text
-
-
-def normalize(text: str) -> str:
-    """For string matching: NFKD, combining marks removed, case folded, whitespace collapsed."""
-    if text.isascii():
-        return " ".join(text.casefold().split())
-    decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(char for char in decomposed if not unicodedata.combining(char))
-    return " ".join(stripped.casefold().split())
 
 
 def _text(value: Any) -> str | None:

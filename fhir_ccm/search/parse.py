@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from fhir_ccm.arguments import natural_number
 from fhir_ccm.definitions import resource_types
 from fhir_ccm.errors import Invalid
 from fhir_ccm.search.parameters import SearchParam, component_parameter, parameters_for
@@ -29,7 +30,6 @@ from fhir_ccm.validation.valuesets import Expansion, expand
 
 DEFAULT_COUNT = 20
 MAX_COUNT = 1000
-MAX_DIGITS = 18  # _count and _offset stay within SQLite's 64-bit integers
 TOTAL_MODES = ("none", "estimate", "accurate")
 DEFAULT_TOTAL = "accurate"
 
@@ -472,19 +472,8 @@ def _parse_sort(text: str, types: Sequence[str]) -> tuple[SortKey, ...]:
     return tuple(keys)
 
 
-def _natural(name: str, text: str, ceiling: int | None = None) -> int:
-    """A non-negative integer in ASCII digits (``str.isdigit`` also accepts ``²`` and ``١``), at most ``ceiling``."""
-    if not (text.isascii() and text.isdigit()):
-        raise Invalid(f"{name} must be a non-negative integer, not '{text}'")
-    if len(text) > MAX_DIGITS:
-        if ceiling is None:
-            raise Invalid(f"{name} is too large: '{text}'")
-        return ceiling
-    return int(text) if ceiling is None else min(int(text), ceiling)
-
-
 def _count(text: str) -> int:
-    return _natural("_count", text, MAX_COUNT)
+    return natural_number("_count", text, MAX_COUNT)
 
 
 def parse_search(
@@ -580,6 +569,6 @@ def _parse_result_parameter(
         options["snapshot"] = text
         return None
     elif name == "_offset":
-        options["offset"] = _natural("_offset", text)
+        options["offset"] = natural_number("_offset", text)
         return None
     return text

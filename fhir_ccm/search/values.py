@@ -120,7 +120,12 @@ def number_range(value: Decimal) -> Range:
 
 
 def normalize_text(text: str) -> str:
-    """Case- and accent-insensitive form of a string: ``José  MÜLLER`` gives ``jose muller``."""
+    """Case- and accent-insensitive form of a string: ``José  MÜLLER`` gives ``jose muller``.
+
+    Used for index rows and search values alike, so both sides always agree.
+    """
+    if text.isascii():
+        return " ".join(text.casefold().split())
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(char for char in decomposed if not unicodedata.combining(char))
     return " ".join(stripped.casefold().split())

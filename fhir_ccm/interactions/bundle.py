@@ -47,6 +47,7 @@ from fhir_ccm.interactions.delete import delete
 from fhir_ccm.interactions.history import history
 from fhir_ccm.interactions.patch import patch
 from fhir_ccm.interactions.read import read, vread
+from fhir_ccm.interactions.references import references_in
 from fhir_ccm.interactions.resource_types import ID_PATTERN
 from fhir_ccm.interactions.search import search_system, search_type
 from fhir_ccm.interactions.update import update
@@ -289,7 +290,7 @@ def _ready(entry: Entry) -> bool:
         return False
     if entry.method == "PUT" and entry.target_id is None:
         return False
-    return not any(_needs_resolution(ref) for ref in _references(entry.resource))
+    return not any(_needs_resolution(ref) for ref in references_in(entry.resource))
 
 
 def _prepare(entry: Entry, mapping: dict[str, str]) -> PreparedResource:
@@ -310,23 +311,6 @@ def _entry_id(entry: Entry, mapping: dict[str, str]) -> str:
 
 def _needs_resolution(reference: str) -> bool:
     return reference.startswith(TEMPORARY_PREFIXES) or "?" in reference
-
-
-def _references(value: Any) -> list[str]:
-    """Every ``reference`` string in a resource."""
-    found: list[str] = []
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            for key, child in item.items():
-                if key == "reference" and isinstance(child, str):
-                    found.append(child)
-                else:
-                    stack.append(child)
-        elif isinstance(item, list):
-            stack.extend(item)
-    return found
 
 
 def _rewrite(value: Any, replace_reference: Callable[[str], str], mapping: dict[str, str]) -> Any:
@@ -508,7 +492,7 @@ def _response_entry(context: Context, result: Result, entry: Entry, prefer_retur
 def _batch_entry(store: Store, context: Context, entry: Entry, options: _Options) -> dict[str, Any]:
     """One batch entry: its own transaction, its own outcome."""
     try:
-        if entry.resource is not None and any(_needs_resolution(r) for r in _references(entry.resource)):
+        if entry.resource is not None and any(_needs_resolution(r) for r in references_in(entry.resource)):
             with store.atomic():
                 entry = _resolve_references(store, context, entry)
                 result = _run(store, context, entry, {}, options)

@@ -13,7 +13,6 @@ reconciles the given sources and stores nothing.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +20,7 @@ from fhir_ccm.coordination import RECONCILIATION_SYSTEM, Previous, ReconcileErro
 from fhir_ccm.errors import Invalid, NotFound, Unprocessable
 from fhir_ccm.formats.json_format import parse_json
 from fhir_ccm.interactions import Context, Result
+from fhir_ccm.interactions.references import references_in
 from fhir_ccm.interactions.resource_types import require_id
 from fhir_ccm.interactions.update import update
 from fhir_ccm.search.parse import MAX_COUNT, parse_search
@@ -82,22 +82,6 @@ def _is_unified(resource: dict[str, Any]) -> bool:
     return any(identifier.get("system") == RECONCILIATION_SYSTEM for identifier in resource.get("identifier") or [])
 
 
-def _references(resources: Iterable[dict[str, Any]]) -> set[str]:
-    found: set[str] = set()
-    stack: list[Any] = list(resources)
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            for key, value in item.items():
-                if key == "reference" and isinstance(value, str):
-                    found.add(value)
-                else:
-                    stack.append(value)
-        elif isinstance(item, list):
-            stack.extend(item)
-    return found
-
-
 def gather_sources(store: Store, patient_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(sources about the patient with what they reference, what earlier runs stored)."""
     patient = f"Patient/{patient_id}"
@@ -112,7 +96,7 @@ def gather_sources(store: Store, patient_id: str) -> tuple[list[dict[str, Any]],
         store, "DetectedIssue", [("patient", patient), ("identifier", f"{RECONCILIATION_SYSTEM}|")]
     )
     referenced = []
-    for reference in sorted(_references(sources)):
+    for reference in sorted(set(references_in(sources))):
         resource_type, _, id = reference.partition("/")
         if resource_type in REFERENCED_TYPES and id and "/" not in id:
             stored = store.read(resource_type, id)

@@ -44,7 +44,7 @@ from bench import ccm_data, rest_core
 from bench.ccm_data import LoadedStore, PatientFacts
 from bench.load import FHIR_JSON, LoadResult, LoadSpec, RequestShape, run_load
 from bench.report import environment, table, write_json
-from bench.servers import HOST, Server, free_port, trivial_server
+from bench.servers import HOST, Server, fhir_ccm_server, trivial_server
 from bench.suite import Options
 
 NAME = "search"
@@ -153,26 +153,6 @@ def search_paths(scenario: Scenario, facts: list[PatientFacts], base: str) -> tu
         params = scenario.params(rng.choice(facts), rng)
         paths.append(f"{base}/{scenario.resource_type}?{urlencode(params)}")
     return tuple(paths)
-
-
-def fhir_ccm_on(database: Path, workdir: Path, workers: int) -> Server:
-    """The real server, as ``fhir_ccm_server`` starts it, on an existing database."""
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "fhir_ccm",
-        "serve",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--database",
-        str(database),
-        "--workers",
-        str(workers),
-    ]
-    return Server(OURS, command, port, workdir / f"fhir-ccm-{database.stem}.log")
 
 
 def _warm_page_cache(database: Path) -> None:
@@ -426,7 +406,7 @@ def measure_store(
     rows: list[Row] = []
     plans: list[ScenarioPlan] = []
     _warm_page_cache(loaded.path)
-    with fhir_ccm_on(loaded.path, workdir, options.workers) as server:
+    with fhir_ccm_server(workdir, options.workers, loaded.path) as server:
         base_url = f"http://{HOST}:{server.port}{server.base}"
         try:
             for scenario in SCENARIOS:

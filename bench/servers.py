@@ -152,8 +152,8 @@ class Server:
         return [line for line in text.splitlines() if PROBLEM.search(line)][:limit]
 
 
-def fhir_ccm_server(workdir: Path, workers: int) -> Server:
-    """The real server: ``python -m fhir_ccm serve`` on a fresh database in ``workdir``."""
+def fhir_ccm_server(workdir: Path, workers: int, database: Path | None = None) -> Server:
+    """The real server: ``python -m fhir_ccm serve`` on ``database`` (a fresh one in ``workdir`` by default)."""
     port = free_port()
     command = [
         sys.executable,
@@ -165,12 +165,13 @@ def fhir_ccm_server(workdir: Path, workers: int) -> Server:
         "--port",
         str(port),
         "--database",
-        str(workdir / "fhir-ccm.db"),
+        str(database or workdir / "fhir-ccm.db"),
         "--workers",
         str(workers),
     ]
     # The benchmark Patient claims US Core, whose profiles the server does not hold: store such claims.
-    return Server("fhir-ccm", command, port, workdir / "fhir-ccm.log", env={"FHIR_CCM_UNKNOWN_PROFILES": "warn"})
+    log = workdir / (f"fhir-ccm-{database.stem}.log" if database else "fhir-ccm.log")
+    return Server("fhir-ccm", command, port, log, env={"FHIR_CCM_UNKNOWN_PROFILES": "warn"})
 
 
 def trivial_server(workdir: Path, workers: int) -> Server:

@@ -409,20 +409,22 @@ class SQLiteStore:
 
     def write(self, version: NewVersion) -> StoredVersion:
         deleted = int(version.json is None)
+        # The same columns go to the history and to the current row (which also keeps its seq).
+        row = (
+            version.resource_type,
+            version.id,
+            version.version,
+            version.last_updated,
+            deleted,
+            version.method,
+            version.json,
+        )
         with self.atomic(), self._connection() as connection:
             try:
                 cursor = connection.execute(
                     "INSERT INTO resource_versions (type, id, version, last_updated, deleted, method, json)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        version.resource_type,
-                        version.id,
-                        version.version,
-                        version.last_updated,
-                        deleted,
-                        version.method,
-                        version.json,
-                    ),
+                    row,
                 )
             except sqlite3.IntegrityError:
                 raise Conflict(
@@ -433,16 +435,7 @@ class SQLiteStore:
             connection.execute(
                 "INSERT OR REPLACE INTO resources (type, id, version, last_updated, deleted, method, json, seq)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    version.resource_type,
-                    version.id,
-                    version.version,
-                    version.last_updated,
-                    deleted,
-                    version.method,
-                    version.json,
-                    seq,
-                ),
+                (*row, seq),
             )
         return StoredVersion(
             resource_type=version.resource_type,

@@ -152,6 +152,17 @@ def test_a_claimed_unknown_profile_is_stored_with_a_warning_when_configured(make
     assert put(client, goal).status_code == 422  # known profiles are still enforced
 
 
+def test_the_warning_names_the_id_a_create_assigns(make_app, caplog):
+    client = make_app(unknown_profiles="warn").test_client()
+    goal = {**load(GOAL_FILE), "meta": {"profile": ["http://example.org/StructureDefinition/nowhere"]}}
+    del goal["id"]
+    with caplog.at_level(logging.WARNING, logger="fhir_ccm"):
+        response = client.post("/fhir/Goal", json=goal)
+    assert response.status_code == 201
+    id = response.headers["Location"].split("/Goal/")[1].split("/")[0]
+    assert f"Goal/{id} stored without checking" in caplog.text
+
+
 def test_required_profiles_apply_to_their_types_only(make_app):
     client = make_app(required_profiles=f"CarePlan={CCM}ccm-careplan,Goal={CCM}ccm-goal").test_client()
     response = put(client, unclaimed(broken_plan()))

@@ -20,8 +20,8 @@ def require_type(resource_type: str) -> str:
 def require_writable_type(resource_type: str) -> str:
     """A type whose content the server can check before storing it: every R4 type.
 
-    Types with an R4B model are checked by it; the R4-only ones (MedicinalProduct
-    and its family, some Substance types) by the definition-driven validator.
+    Every type is checked by the definitions of R4 itself (``validation``), so the
+    R4-only ones (MedicinalProduct and its family, some Substance types) as well.
     """
     return require_type(resource_type)
 

@@ -13,7 +13,7 @@ claims in ``meta.profile`` and those required for its type
 (``FHIR_CCM_REQUIRED_PROFILES``). A claimed profile the server does not know is
 an error unless ``FHIR_CCM_UNKNOWN_PROFILES=warn``; a required or asked-for one
 the server does not know is always an error. The app installs its policy for
-each request (``install_policy``; ``use_policy`` elsewhere) and ``enforce_profiles``, called by
+each request (``install_policy``; ``use_policy`` elsewhere) and ``check_on_write``, called by
 ``versions.prepare_resource`` for every create, update, patch and transaction
 entry, reads it from there; code running outside a request (the loader, tests)
 gets a policy built from the environment and the repository's profiles.
@@ -41,8 +41,8 @@ from fhir_ccm.formats.json_format import parse_json, parse_resource
 from fhir_ccm.formats.xml_format import xml_to_resource
 from fhir_ccm.interactions import Context, Result
 from fhir_ccm.store import HistoryQuery, Store
-from fhir_ccm.validation import check_issues
-from fhir_ccm.validation.profiles import Registry, validate
+from fhir_ccm.validation import check_issues, validate_resource
+from fhir_ccm.validation.profiles import Registry, validate_parts
 
 logger = logging.getLogger("fhir_ccm")
 
@@ -202,13 +202,20 @@ class ProfilePolicy:
 
     def issues(self, resource: Any, asked: Sequence[str] = (), mode: str | None = None) -> list[Issue]:
         """Base R4, the profiles asked for, required and claimed; unknown profiles judged by the policy."""
-        registry = self.registry()
+        base, profiled = self.issues_apart(resource, asked, mode)
+        return list(dict.fromkeys(base + profiled))
+
+    def issues_apart(
+        self, resource: Any, asked: Sequence[str] = (), mode: str | None = None
+    ) -> tuple[list[Issue], list[Issue]]:
+        """``issues`` in two lists, from one walk: base R4's, then the profiles' (and a Bundle's entries')."""
         resource_type = resource.get("resourceType") if isinstance(resource, dict) else None
         profiles = [*asked, *self.required.get(str(resource_type), ())]
-        found = [self._judge(issue, resource_type) for issue in validate(resource, profiles, registry, mode)]
+        base, profiled = validate_parts(resource, profiles, self.registry(), mode)
+        found = [self._judge(issue, resource_type) for issue in profiled]
         if resource_type == "Bundle" and mode != "delete":
-            found += self._entries(resource, found)
-        return found
+            found += self._entries(resource, base + found)
+        return base, found
 
     def _judge(self, issue: Issue, resource_type: Any) -> Issue:
         if issue.code != "not-found" or len(issue.expression) != 1 or not isinstance(resource_type, str):
@@ -291,16 +298,25 @@ def active_policy() -> ProfilePolicy:
     return _DEFAULT[0]
 
 
-def enforce_profiles(resource: dict[str, Any]) -> None:
-    """422 unless the resource conforms to the profiles it claims and those required for its type.
+def check_on_write(resource: dict[str, Any], id: str | None = None) -> None:
+    """What every create, update, patch and transaction entry must pass before it is stored.
 
-    Costs one dictionary lookup when the resource claims no profile and none is required.
+    Structure and required bindings first (``validation.validate_resource``: 400, or
+    422 for codes outside their value set); then, when the resource claims profiles
+    or its type requires some, conformance to them (422). A resource with profiles
+    is walked once for both: the base R4 part of that walk, invariants included, is
+    the structural check. One without is checked against base R4 alone, without
+    invariants, and never builds the registry of stored definitions. ``id`` is the
+    id the resource will be stored under, for the log.
     """
     policy = active_policy()
     resource_type = resource.get("resourceType")
     if not claimed(resource) and not policy.required.get(str(resource_type)):
+        validate_resource(resource)
         return
-    issues = sorted(policy.issues(resource), key=lambda issue: SEVERITY_ORDER.get(issue.severity, 9))
+    base, profiled = policy.issues_apart(resource)
+    validate_resource(resource, base)
+    issues = sorted(dict.fromkeys(base + profiled), key=lambda issue: SEVERITY_ORDER.get(issue.severity, 9))
     errors = [issue for issue in issues if issue.severity in ERRORS]
     if errors:
         raise Unprocessable(
@@ -309,7 +325,8 @@ def enforce_profiles(resource: dict[str, Any]) -> None:
         )
     for issue in issues:
         if issue.code == "not-found" and issue.severity == "warning":
-            logger.warning("%s/%s stored without checking: %s", resource_type, resource.get("id"), issue.diagnostics)
+            where = f"{resource_type}/{id or resource.get('id')}"
+            logger.warning("%s stored without checking: %s", where, issue.diagnostics)
 
 
 # -- $validate ----------------------------------------------------------------

@@ -13,11 +13,10 @@ from typing import Any
 
 from fhir_ccm.errors import Invalid, PreconditionFailed
 from fhir_ccm.formats.json_format import canonical_json, dump_json, parse_json
-from fhir_ccm.interactions.validate import enforce_profiles
+from fhir_ccm.interactions.validate import check_on_write
 from fhir_ccm.search.extract import extract_rows
 from fhir_ccm.search.rows import DateRow, IndexRow
 from fhir_ccm.store import NewVersion, Store, StoredVersion
-from fhir_ccm.validation import validate_resource
 
 _ETAG = re.compile(r'\s*(?:W/)?"?([0-9]+)"?\s*')
 SERVER_META = ("versionId", "lastUpdated")
@@ -91,8 +90,7 @@ def prepare_resource(resource: dict[str, Any], id: str) -> PreparedResource:
     Structural problems answer 400 first; then the profiles the resource claims and those
     required for its type (``interactions.validate``) answer 422 when not met.
     """
-    validate_resource(resource)
-    enforce_profiles(resource)
+    check_on_write(resource, id)
     content = content_without_server_meta({**resource, "id": id})
     rows = tuple(row for row in extract_rows(content) if row.param != LAST_UPDATED)
     return PreparedResource(resource, id, rows)

@@ -1,21 +1,34 @@
-"""Checks every resource passes before it is stored."""
+"""Checks every resource passes before it is stored.
+
+Two walks over the resource: the element walk (``elements.py``: unknown and
+mandatory elements, required bindings of codes, control characters) and the
+base R4 walk of the definition-driven validator (``profiles/``) without
+invariants, which checks structure and datatypes (JSON shapes, cardinality,
+choices, primitive formats, references). The element walk's message wins where
+both report the same place.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fhir_ccm.errors import Invalid, Issue, Unprocessable
 from fhir_ccm.validation.elements import check_elements
-from fhir_ccm.validation.structure import check_structure
+from fhir_ccm.validation.profiles import validate_parts
 
 # Issue codes that mean "this is not a well-formed resource" (400); anything
 # else, such as a code outside its required ValueSet, is a rule violation (422).
 STRUCTURAL_CODES = frozenset({"structure", "required", "value", "invalid"})
 
 
-def validate_resource(resource: dict[str, Any]) -> None:
-    """Raise with every problem of ``resource`` at once, or return quietly."""
-    issues = check_issues(resource)
+def validate_resource(resource: dict[str, Any], base: Sequence[Issue] | None = None) -> None:
+    """Raise with every problem of ``resource`` at once, or return quietly.
+
+    ``base`` is what a base R4 walk already found (``profiles.validate_parts``), so
+    a write checked against profiles walks the resource once for both.
+    """
+    issues = check_issues(resource, base)
     if not issues:
         return
     summary = f"{resource.get('resourceType', 'The resource')} is invalid: {len(issues)} problem(s)"
@@ -27,13 +40,13 @@ def validate_resource(resource: dict[str, Any]) -> None:
 MAX_ISSUES = 1000
 
 
-def check_issues(resource: dict[str, Any]) -> list[Issue]:
-    """Walker and model issues, one per expression (the walker's message wins), at most ``MAX_ISSUES``."""
+def check_issues(resource: dict[str, Any], base: Sequence[Issue] | None = None) -> list[Issue]:
+    """Errors of the two walks, one per expression (the element walk's message wins), at most ``MAX_ISSUES``."""
     issues = check_elements(resource)
     if len(issues) < MAX_ISSUES and not _unknown_type(issues, resource):
         reported = _Reported(issues)
-        for issue in check_structure(resource):
-            if not reported.covers(issue):
+        for issue in base_errors(resource) if base is None else base:
+            if issue.severity in ("error", "fatal") and not reported.covers(issue):
                 issues.append(issue)
                 reported.add(issue)
     if len(issues) > MAX_ISSUES:
@@ -41,6 +54,12 @@ def check_issues(resource: dict[str, Any]) -> list[Issue]:
         issues = issues[:MAX_ISSUES]
         issues.append(Issue("error", "too-costly", f"{dropped} further problem(s) are not listed"))
     return issues
+
+
+def base_errors(resource: dict[str, Any]) -> list[Issue]:
+    """The errors of the base R4 walk without invariants: structure and datatypes."""
+    base, _ = validate_parts(resource, invariants=False)
+    return [issue for issue in base if issue.severity in ("error", "fatal")]
 
 
 def _unknown_type(issues: list[Issue], resource: dict[str, Any]) -> bool:
@@ -51,7 +70,9 @@ def _unknown_type(issues: list[Issue], resource: dict[str, Any]) -> bool:
 class _Reported:
     """The paths already reported, and their ancestors, for constant-time overlap checks.
 
-    A model issue at a path the walker reported, below it or above it adds nothing.
+    A base-walk issue at a path the element walk reported, below it or above it adds
+    nothing. The id and extensions of primitive ``x`` are at ``_x`` for one walk and
+    at ``x`` for the other: both count as ``x``.
     """
 
     def __init__(self, issues: list[Issue]) -> None:
@@ -62,12 +83,17 @@ class _Reported:
 
     def add(self, issue: Issue) -> None:
         for path in issue.expression:
+            path = _same_place(path)
             self.paths.add(path)
             self.ancestors.update(_ancestors(path))
 
     def covers(self, issue: Issue) -> bool:
-        path = issue.expression[0] if issue.expression else ""
+        path = _same_place(issue.expression[0]) if issue.expression else ""
         return path in self.paths or path in self.ancestors or any(a in self.paths for a in _ancestors(path))
+
+
+def _same_place(path: str) -> str:
+    return path.replace("._", ".") if "._" in path else path
 
 
 def _ancestors(path: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""Rules the R4B models do not check, walked over the resource once.
+"""The element walk: the first of the two checks on write, quick and with precise messages.
 
 - every property is an element of the R4 definition (``fhir_comments`` is not);
 - mandatory elements (``min >= 1``) are present;

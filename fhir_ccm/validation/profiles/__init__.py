@@ -35,6 +35,10 @@ API
     ``profile(url) -> CompiledProfile | None``, ``expand(url)``. A
     differential-only StructureDefinition gets its snapshot generated on add.
 
+``validate_parts(resource, profiles=(), registry=None, mode=None, invariants=True)``
+    The same issues as two lists, base R4's and the profiles'; without
+    invariants the base walk is the structural check of every write.
+
 ``must_support_report(resource, profile_url, registry=None) -> list[MustSupport]``
     For each ``mustSupport`` element (and slice) of the profile: whether and
     where the resource populates it. Raises ``LookupError`` for an unknown
@@ -64,7 +68,7 @@ from fhir_ccm.validation.profiles.model import CompiledProfile
 from fhir_ccm.validation.profiles.mustsupport import MustSupport, report
 from fhir_ccm.validation.profiles.registry import Registry, default_registry
 from fhir_ccm.validation.profiles.snapshot import SnapshotError, generate_snapshot
-from fhir_ccm.validation.profiles.validator import MODES, run_validation
+from fhir_ccm.validation.profiles.validator import MODES, run_validation, run_validation_parts
 
 __all__ = [
     "MODES",
@@ -77,6 +81,7 @@ __all__ = [
     "generate_snapshot",
     "must_support_report",
     "validate",
+    "validate_parts",
 ]
 
 
@@ -88,6 +93,21 @@ def validate(
 ) -> list[Issue]:
     """Every issue of ``resource`` against base R4 and the profiles (see the module docstring)."""
     return run_validation(resource, profiles, registry or default_registry(), mode)
+
+
+def validate_parts(
+    resource: dict[str, Any],
+    profiles: Sequence[str] = (),
+    registry: Registry | None = None,
+    mode: str | None = None,
+    invariants: bool = True,
+) -> tuple[list[Issue], list[Issue]]:
+    """``validate``'s issues in two lists: base R4's, then the profiles'.
+
+    ``invariants=False`` evaluates no FHIRPath constraint: what is left of the
+    base walk is the structural check every write passes.
+    """
+    return run_validation_parts(resource, profiles, registry or default_registry(), mode, invariants)
 
 
 def must_support_report(

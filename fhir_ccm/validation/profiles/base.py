@@ -245,6 +245,8 @@ class BaseWalker:
     # ----------------------------------------------------------------------- rules
 
     def invariants(self, invariants: tuple[Invariant, ...], item: Item, path: str, env: Env) -> None:
+        if not self.run.invariants:
+            return
         for invariant in invariants:
             try:
                 result = invariant.evaluate(item, env)

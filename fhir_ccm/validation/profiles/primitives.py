@@ -26,6 +26,8 @@ JSON_KIND["decimal"] = "decimal"
 ID_PATTERN = re.compile(r"[A-Za-z0-9\-\.]{1,64}")
 _CALENDAR_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# Half of a UTF-16 pair on its own: JSON's \ud800 escapes can carry one, but no UTF-8 text can.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,8 @@ def problem(spec: PrimitiveSpec, value: Any) -> str | None:
         return "A primitive value must not be an empty string"
     if _CONTROL.search(value):
         return f"The {spec.code} contains control characters"
+    if _SURROGATE.search(value):
+        return f"The {spec.code} contains an unpaired surrogate, which is not a Unicode character"
     if spec.max_length is not None and len(value) > spec.max_length:
         return f"The {spec.code} is longer than {spec.max_length} characters"
     if spec.regex is not None and not spec.regex.fullmatch(value):

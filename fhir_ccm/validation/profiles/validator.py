@@ -28,9 +28,13 @@ MAX_NESTING = 4  # conformsTo() inside conformsTo() ...
 
 
 class Run:
-    def __init__(self, registry: Registry, bundle: dict[str, Any] | None = None, depth: int = 0) -> None:
+    def __init__(
+        self, registry: Registry, bundle: dict[str, Any] | None = None, depth: int = 0, invariants: bool = True
+    ) -> None:
         self.registry = registry
         self.issues: list[Issue] = []
+        self.base_issue_count = 0  # the issues of the base walk come first
+        self.invariants = invariants  # False: no FHIRPath constraint is evaluated (the structural check on write)
         self.bundle = BundleIndex(bundle) if bundle is not None else None
         self.depth = depth
         self.base = BaseWalker(self)
@@ -48,6 +52,7 @@ class Run:
 
     def validate(self, resource: Any, profiles: Sequence[str], mode: str | None) -> list[Issue]:
         self.base.resource(resource, "")
+        self.base_issue_count = len(self.issues)
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
             return self.issues
         resource_type = resource["resourceType"]
@@ -126,10 +131,20 @@ def _profile_urls(resource: dict[str, Any], profiles: Sequence[str]) -> list[tup
 
 
 def run_validation(resource: Any, profiles: Sequence[str], registry: Registry, mode: str | None) -> list[Issue]:
+    base, profiled = run_validation_parts(resource, profiles, registry, mode)
+    return list(dict.fromkeys(base + profiled))
+
+
+def run_validation_parts(
+    resource: Any, profiles: Sequence[str], registry: Registry, mode: str | None, invariants: bool = True
+) -> tuple[list[Issue], list[Issue]]:
+    """The issues of the base walk and those of the profiles, each without repeats."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of create, update, delete or None, not {mode!r}")
     if mode == "delete":
-        return []
+        return [], []
     bundle = resource if isinstance(resource, dict) and resource.get("resourceType") == "Bundle" else None
-    issues = Run(registry, bundle).validate(resource, profiles, mode)
-    return list(dict.fromkeys(issues))
+    run = Run(registry, bundle, invariants=invariants)
+    issues = run.validate(resource, profiles, mode)
+    cut = run.base_issue_count
+    return list(dict.fromkeys(issues[:cut])), list(dict.fromkeys(issues[cut:]))

@@ -36,7 +36,7 @@ SCENARIOS = ((100, 1), (100, 4), (1000, 1), (1000, 4))
 CLINICAL_TYPES = ("Condition", "CarePlan", "Goal", "MedicationStatement", "CareTeam")
 # Where the time of a transaction goes, by the module a function belongs to.
 PROFILE_BUCKETS = (
-    ("validation (element walk, base R4 and profiles)", ("fhir_ccm/validation",)),
+    ("validation (base R4 and profiles)", ("fhir_ccm/validation",)),
     ("search index extraction", ("fhir_ccm/search",)),
     ("SQLite", ("sqlite3",)),
     ("JSON parse and dump", ("simplejson", "json_format")),

@@ -67,7 +67,7 @@ def install_profile_policy() -> None:
     """
     if request.method in ("GET", "HEAD"):
         return
-    g.fhir_ccm_policy = install_policy(current_app.extensions["fhir_ccm.profiles"])
+    g.fhir_ccm_policy = install_policy(current_app.extensions["fhir_ccm.profiles"].for_request())
 
 
 def uninstall_profile_policy(error: BaseException | None) -> None:

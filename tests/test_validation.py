@@ -45,16 +45,16 @@ def test_valid_careplan_has_no_issues():
         ({"identifier": []}, {("structure", "CarePlan.identifier")}),
         ({"title": ""}, {("value", "CarePlan.title")}),
         ({"title": None}, {("structure", "CarePlan.title")}),
-        ({"period": {}}, {("structure", "CarePlan.period")}),
+        ({"period": {}}, {("invariant", "CarePlan.period")}),  # ele-1
         ({"period": [{"start": "2020-01-01"}]}, {("structure", "CarePlan.period")}),
         ({"title": "a\u0000b"}, {("value", "CarePlan.title")}),
         ({"title": "a\u001bb"}, {("value", "CarePlan.title")}),
         ({"created": "2020-13-45"}, {("value", "CarePlan.created")}),
         ({"_status": {"extension": [{"url": "http://x", "valueCode": "y"}]}}, set()),
-        ({"_status": {"foo": 1}}, {("structure", "CarePlan._status.foo")}),
+        ({"_status": {"foo": 1}}, {("structure", "CarePlan.status.foo")}),
         ({"_title": {"id": "a"}}, {("invariant", "CarePlan.title")}),  # ele-1: an id is no value
         ({"_subject": {"id": "a"}}, {("structure", "CarePlan._subject")}),
-        ({"text": {"status": "generated", "div": "<div>no namespace</div>"}}, {("value", "CarePlan.text.div")}),
+        ({"text": {"status": "generated", "div": "<div>no namespace</div>"}}, {("invariant", "CarePlan.text.div")}),
         (
             {"text": {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">&nbsp;</div>'}},
             {("value", "CarePlan.text.div")},

@@ -186,6 +186,8 @@ class ProfilePolicy:
     conformance: Conformance
     unknown: str = "reject"  # a claimed profile the server does not know: reject | warn
     required: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    pinned: bool = False  # the registry is looked up once, at first use: see ``for_request``
+    _registry: list[Registry] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.unknown not in UNKNOWN_PROFILE_HANDLING:
@@ -198,7 +200,19 @@ class ProfilePolicy:
         return cls(Conformance(definitions, store), config.unknown_profiles, required)
 
     def registry(self) -> Registry:
-        return self.conformance.registry()
+        if not self.pinned:
+            return self.conformance.registry()
+        if not self._registry:
+            self._registry.append(self.conformance.registry())
+        return self._registry[0]
+
+    def for_request(self) -> ProfilePolicy:
+        """This policy for one request: the stored definitions are looked up once, not per resource.
+
+        A transaction of 1,000 entries claiming profiles then checks that its registry
+        is current once instead of 1,000 times; the next request sees any change.
+        """
+        return replace(self, pinned=True)
 
     def issues(self, resource: Any, asked: Sequence[str] = (), mode: str | None = None) -> list[Issue]:
         """Base R4, the profiles asked for, required and claimed; unknown profiles judged by the policy."""

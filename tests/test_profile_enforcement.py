@@ -371,3 +371,23 @@ def test_every_profile_setting_is_a_row_of_the_configuration_table():
     assert set(setting_names()) <= documented
     for name in ("FHIR_CCM_UNKNOWN_PROFILES", "FHIR_CCM_REQUIRED_PROFILES", "FHIR_CCM_DEFINITIONS"):
         assert name in documented
+
+
+def test_a_request_checks_that_its_registry_is_current_once(make_app, monkeypatch):
+    """A transaction of goals claiming ccm-goal compares the stored definitions once, not per entry."""
+    from fhir_ccm.interactions.validate import Conformance
+
+    client = make_app().test_client()
+    checks = []
+    stamp = Conformance._current_stamp
+    monkeypatch.setattr(Conformance, "_current_stamp", lambda self: checks.append(1) or stamp(self))
+    goal = load(GOAL_FILE)
+    entries = [
+        {"resource": {**goal, "id": f"g{n}"}, "request": {"method": "PUT", "url": f"Goal/g{n}"}} for n in range(5)
+    ]
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+    response = client.post("/fhir", json=bundle)
+    assert response.status_code == 200, response.get_json()
+    assert len(checks) == 1
+    assert put(client, {**goal, "id": "g9"}).status_code == 201
+    assert len(checks) == 2  # the next request checks again

@@ -10,6 +10,7 @@ are not checked rather than wrongly refused. Expansions come from the registry
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from functools import lru_cache
 from typing import Any
 
 Expansion = frozenset[tuple[str, str]]
@@ -22,7 +23,7 @@ CODED_TYPES = frozenset({"code", "string", "uri", "Coding", "CodeableConcept", "
 def member(value: Any, type_code: str, expansion: Expansion) -> bool | None:
     """Whether a code, Coding, CodeableConcept or Quantity is in ``expansion``; None when it has no code."""
     if isinstance(value, str):
-        return any(code == value for _, code in expansion)
+        return value in codes_of(expansion)
     if not isinstance(value, dict):
         return None
     if type_code == "CodeableConcept" or "coding" in value:
@@ -41,8 +42,14 @@ def _coding_member(coding: dict[str, Any], expansion: Expansion) -> bool:
     if not isinstance(code, str) or not isinstance(system, (str, type(None))):
         return False  # a malformed Coding: the walk reports its values
     if system is None:
-        return any(c == code for _, c in expansion)
+        return code in codes_of(expansion)
     return (system, code) in expansion
+
+
+@lru_cache(maxsize=1024)
+def codes_of(expansion: Expansion) -> frozenset[str]:
+    """The codes of an expansion whatever their system (a frozenset hashes once, so the lookup is cheap)."""
+    return frozenset(code for _, code in expansion)
 
 
 def binding_problem(strength: str, value_set: str, value: Any, type_code: str, expand: Expander) -> str | None:

@@ -24,7 +24,6 @@ import base64
 import binascii
 import logging
 import re
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from http import HTTPStatus
@@ -34,6 +33,7 @@ from urllib.parse import parse_qsl, urlsplit
 from fhir_ccm.definitions import resource_types
 from fhir_ccm.errors import FhirError, Invalid, Issue, PreconditionFailed, outcome_for
 from fhir_ccm.formats.json_format import parse_json
+from fhir_ccm.ids import new_id
 from fhir_ccm.interactions import Context, Preconditions, Result
 from fhir_ccm.interactions.conditional import (
     conditional_create,
@@ -243,7 +243,7 @@ def _assigned_ids(entries: list[Entry]) -> dict[str, str]:
         if not entry.full_url:
             continue
         if entry.method == "POST" and not entry.if_none_exist:
-            mapping[entry.full_url] = f"{entry.resource_type}/{uuid.uuid4()}"
+            mapping[entry.full_url] = f"{entry.resource_type}/{new_id()}"
         elif entry.method == "PUT" and entry.target_id:
             mapping[entry.full_url] = f"{entry.resource_type}/{entry.target_id}"
     return mapping
@@ -281,7 +281,7 @@ def _conditional_target(store: Store, context: Context, entry: Entry, criteria: 
         return f"{entry.resource_type}/{found[0]}"
     if entry.method == "PUT" and entry.resource and entry.resource.get("id"):
         return f"{entry.resource_type}/{entry.resource['id']}"
-    return f"{entry.resource_type}/{uuid.uuid4()}"
+    return f"{entry.resource_type}/{new_id()}"
 
 
 def _ready(entry: Entry) -> bool:
@@ -305,7 +305,7 @@ def _prepare(entry: Entry, mapping: dict[str, str]) -> PreparedResource:
 def _entry_id(entry: Entry, mapping: dict[str, str]) -> str:
     if entry.method == "POST":
         assigned = mapping.get(entry.full_url or "")
-        return assigned.split("/", 1)[1] if assigned else str(uuid.uuid4())
+        return assigned.split("/", 1)[1] if assigned else new_id()
     return entry.target_id or ""
 
 

@@ -9,12 +9,12 @@ is 412 (or, for delete, several deletions when the server allows it).
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl
 
 from fhir_ccm.errors import Invalid, NotFound, PreconditionFailed
+from fhir_ccm.ids import new_id
 from fhir_ccm.interactions import NO_PRECONDITIONS, Context, Preconditions, Result
 from fhir_ccm.interactions.delete import delete
 from fhir_ccm.interactions.patch import patch
@@ -59,7 +59,7 @@ def conditional_create(
     require_writable_type(resource_type)
     if resource.get("resourceType") != resource_type:
         raise Invalid(f"The body is a {resource.get('resourceType')} but the URL is for {resource_type}")
-    prepared = prepare_resource(resource, str(uuid.uuid4()))
+    prepared = prepare_resource(resource, new_id())
     with store.atomic():
         found = matching_ids(store, resource_type, if_none_exist, base_url=context.base_url)
         if len(found) > 1:
@@ -89,7 +89,7 @@ def conditional_update(
             if "id" in resource and resource["id"] != found[0]:
                 raise Invalid(f"The body id '{resource['id']}' is not the matching resource {found[0]}")
             return update(store, context, resource_type, found[0], {**resource, "id": found[0]}, preconditions)
-        id = resource.get("id") or str(uuid.uuid4())
+        id = resource.get("id") or new_id()
         current = store.read(resource_type, id)
         if current is not None and not current.deleted:
             raise PreconditionFailed(f"{resource_type}/{id} exists but does not match '{criteria}'")

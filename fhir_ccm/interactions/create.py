@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from fhir_ccm.errors import Invalid
+from fhir_ccm.ids import new_id
 from fhir_ccm.interactions import Context, Result
 from fhir_ccm.interactions.resource_types import require_writable_type
 from fhir_ccm.interactions.versions import PreparedResource, prepare_resource, write_resource
@@ -32,7 +32,7 @@ def create(
             expression="resourceType",
         )
     if prepared is None:
-        prepared = prepare_resource(resource, str(uuid.uuid4()))
+        prepared = prepare_resource(resource, new_id())
     with store.atomic():
         stored = write_resource(store, prepared, None, "POST")
     return Result(201, stored, location=True, message=f"Created {resource_type}/{stored.id}")

@@ -12,13 +12,13 @@ reconciles the given sources and stores nothing.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from fhir_ccm.coordination import RECONCILIATION_SYSTEM, Previous, ReconcileError, Reconciliation, reconcile
 from fhir_ccm.errors import Invalid, NotFound, Unprocessable
 from fhir_ccm.formats.json_format import parse_json
+from fhir_ccm.ids import new_id
 from fhir_ccm.interactions import Context, Result
 from fhir_ccm.interactions.references import references_in
 from fhir_ccm.interactions.resource_types import require_id
@@ -110,7 +110,7 @@ def _clock() -> str:
 
 
 def _new_id(resource_type: str) -> str:
-    return str(uuid.uuid4())
+    return new_id()
 
 
 def _run_engine(

@@ -112,6 +112,10 @@ def _connect(path: str | Path) -> sqlite3.Connection:
     # each connection keeps more pages: index lookups at 100,000 resources stay as fast as at 10,000.
     connection.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
     connection.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+    # Every transaction entry and every version write is a savepoint, whose journal of the pages it
+    # changes would otherwise be a temporary file written page by page: in memory, a 1,000-entry
+    # transaction writes its index rows in two thirds of the time.
+    connection.execute("PRAGMA temp_store=MEMORY")
     return connection
 
 

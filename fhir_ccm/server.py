@@ -14,6 +14,7 @@ from typing import Any
 from gunicorn import util
 from gunicorn.app.base import BaseApplication
 
+from fhir_ccm import balance
 from fhir_ccm.config import Config
 from fhir_ccm.errors import Issue, operation_outcome
 from fhir_ccm.formats.json_format import dump_json
@@ -60,6 +61,7 @@ class GunicornServer(BaseApplication):
     def load(self) -> Any:
         from fhir_ccm.app import create_app
 
+        balance.install()
         app = create_app(self.fhir_config)
         warm_up(app)
         return app
@@ -93,4 +95,5 @@ def serve(config: Config) -> None:
     from fhir_ccm.store.sqlite import initialize
 
     initialize(config.database)
+    balance.prepare()
     GunicornServer(config).run()

@@ -86,6 +86,28 @@ class LoadResult:
         rank = max(1, math.ceil(p / 100 * len(self.latencies_ms)))
         return self.latencies_ms[rank - 1]
 
+    @classmethod
+    def combined(cls, results: list[LoadResult]) -> LoadResult:
+        """Several measuring windows of the same load as one: their requests, latencies and CPU summed."""
+        first = results[0]
+        per_client = [sum(counts) for counts in zip(*(r.per_client_requests for r in results), strict=True)]
+        statuses: Counter[int] = Counter()
+        for result in results:
+            statuses.update(result.statuses)
+        return cls(
+            clients=first.clients,
+            duration_s=sum(result.duration_s for result in results),
+            requests=sum(result.requests for result in results),
+            per_client_requests=per_client,
+            errors=sum(result.errors for result in results),
+            statuses=dict(statuses),
+            latencies_ms=sorted(latency for result in results for latency in result.latencies_ms),
+            error_samples=[sample for result in results for sample in result.error_samples][:10],
+            client_cpu_s=sum(result.client_cpu_s for result in results),
+            server_cpu_s=sum(result.server_cpu_s for result in results),
+            machine_cpu_s=sum(result.machine_cpu_s for result in results),
+        )
+
     def summary(self) -> dict[str, Any]:
         """The figures, JSON-ready."""
         return {

@@ -59,6 +59,9 @@ IN_PROCESS_RUNS = 40  # searches of each scenario timed in-process, without HTTP
 OURS, TRIVIAL = "fhir-ccm", "trivial"
 LARGE_TABLES = re.compile(r"^(resources|resource_versions|idx_\w+)$")
 WHOLE_TYPE_COLUMNS = {"type", "deleted", "param"}  # an index search on these alone reads a whole type or parameter
+ROUNDS = 4  # measuring windows per scenario and store, the stores taking turns
+WINDOW_SHARE = 0.5  # each window lasts this share of --duration: 4 windows measure twice --duration per store
+WINDOW_WARMUP_S = 0.5  # unmeasured requests before each window (the servers are warm after the first)
 IN_PROCESS_BUDGET_S = 2.0  # time spent timing one scenario in-process, at most (after the first search)
 MONTHS = [date(year, month, 1) for year in range(2023, 2027) for month in range(1, 13)][:43]  # 2023-01..2026-07
 
@@ -386,55 +389,89 @@ class Row:
         return extra | self.result.summary()
 
 
-def _measure(server: Server, label: str, shape: RequestShape, clients: int, options: Options) -> LoadResult:
-    spec = LoadSpec(server.port, shape, clients, options.warmup_s, options.duration_s)
-    result = run_load(spec, server.cpu_seconds)
+def _print_result(label: str, server: Server, result: LoadResult) -> None:
     print(
         f"  {label:<22} {server.name:<9} {result.requests_per_s:8.1f} req/s  p50 {result.percentile_ms(50):7.2f} ms"
         f"  p99 {result.percentile_ms(99):7.2f} ms  errors {result.errors}",
         flush=True,
     )
+
+
+def _measure(server: Server, label: str, shape: RequestShape, clients: int, options: Options) -> LoadResult:
+    spec = LoadSpec(server.port, shape, clients, options.warmup_s, options.duration_s)
+    result = run_load(spec, server.cpu_seconds)
+    _print_result(label, server, result)
     return result
 
 
-def measure_store(
-    loaded: LoadedStore, trivial: Server, trivial_ids: list[str], workdir: Path, options: Options
-) -> tuple[list[Row], list[ScenarioPlan], list[str]]:
-    """Every scenario against the real server on ``loaded``, and the trivial reads; plus the query plans."""
-    spec = loaded.spec
-    facts = ccm_data.patient_facts(spec)
+def _window(server: Server, shape: RequestShape, clients: int, options: Options) -> LoadResult:
+    """One of the ``ROUNDS`` measuring windows of a scenario on one store."""
+    spec = LoadSpec(server.port, shape, clients, WINDOW_WARMUP_S, options.duration_s * WINDOW_SHARE)
+    return run_load(spec, server.cpu_seconds)
+
+
+def measure_stores(
+    stores: list[LoadedStore], trivial: Server, trivial_ids: list[str], workdir: Path, options: Options
+) -> tuple[list[Row], dict[str, list[ScenarioPlan]], dict[str, list[str]]]:
+    """Every scenario against a real server on each store, and the trivial reads; plus the query plans.
+
+    The servers of all stores run at once and each scenario is measured in ``ROUNDS``
+    windows per store, the stores taking turns: a slow spell of the machine then falls
+    on both stores alike instead of on one, so the growth from 10k to 100k measures
+    the data, not the moment.
+    """
     rows: list[Row] = []
-    plans: list[ScenarioPlan] = []
-    _warm_page_cache(loaded.path)
-    with fhir_ccm_server(workdir, options.workers, loaded.path) as server:
-        base_url = f"http://{HOST}:{server.port}{server.base}"
+    plans: dict[str, list[ScenarioPlan]] = {loaded.spec.name: [] for loaded in stores}
+    facts = {loaded.spec.name: ccm_data.patient_facts(loaded.spec) for loaded in stores}
+    with ExitStack() as stack:
+        servers: dict[str, Server] = {}
+        for loaded in stores:
+            _warm_page_cache(loaded.path)
+            directory = workdir / loaded.spec.name
+            directory.mkdir()
+            servers[loaded.spec.name] = stack.enter_context(fhir_ccm_server(directory, options.workers, loaded.path))
         try:
             for scenario in SCENARIOS:
-                paths = search_paths(scenario, facts, server.base)
-                found = probe(server, paths)
-                timings: list[float] = []
-                if scenario.clients == 1:
-                    plan = plan_scenario(loaded.path, scenario, found.richest, base_url)
-                    plan.in_process_ms = timings = time_in_process(loaded.path, scenario, paths, base_url)
-                    plans.append(plan)
-                result = _measure(
-                    server, f"{spec.name} {scenario.label}", RequestShape("GET", paths), scenario.clients, options
-                )
-                in_process = statistics.median(timings) if timings else float("nan")
-                rows.append(Row(spec.name, scenario.label, OURS, scenario.clients, result, found, in_process))
-                if not server.alive():
-                    raise RuntimeError(f"fhir-ccm died during {scenario.label}:\n{server.log_tail()}")
+                measured: dict[str, tuple[tuple[str, ...], Probe, list[float]]] = {}
+                for loaded in stores:
+                    name, server = loaded.spec.name, servers[loaded.spec.name]
+                    paths = search_paths(scenario, facts[name], server.base)
+                    found = probe(server, paths)
+                    timings: list[float] = []
+                    if scenario.clients == 1:
+                        base_url = f"http://{HOST}:{server.port}{server.base}"
+                        plan = plan_scenario(loaded.path, scenario, found.richest, base_url)
+                        plan.in_process_ms = timings = time_in_process(loaded.path, scenario, paths, base_url)
+                        plans[name].append(plan)
+                    measured[name] = (paths, found, timings)
+                windows: dict[str, list[LoadResult]] = {name: [] for name in servers}
+                for _ in range(ROUNDS):
+                    for name, server in servers.items():
+                        shape = RequestShape("GET", measured[name][0])
+                        windows[name].append(_window(server, shape, scenario.clients, options))
+                for name, server in servers.items():
+                    result = LoadResult.combined(windows[name])
+                    _print_result(f"{name} {scenario.label}", server, result)
+                    _, found, timings = measured[name]
+                    in_process = statistics.median(timings) if timings else float("nan")
+                    rows.append(Row(name, scenario.label, OURS, scenario.clients, result, found, in_process))
+                    if not server.alive():
+                        raise RuntimeError(f"fhir-ccm died during {scenario.label}:\n{server.log_tail()}")
             read_paths = tuple(f"{trivial.base}/{rest_core.RESOURCE_TYPE}/{id}" for id in trivial_ids)
-            for clients in TRIVIAL_CLIENTS:
-                label = f"read x{clients}"
-                result = _measure(trivial, f"{spec.name} {label}", RequestShape("GET", read_paths), clients, options)
-                rows.append(Row(spec.name, label, TRIVIAL, clients, result))
+            for loaded in stores:
+                for clients in TRIVIAL_CLIENTS:
+                    label = f"read x{clients}"
+                    shape = RequestShape("GET", read_paths)
+                    result = _measure(trivial, f"{loaded.spec.name} {label}", shape, clients, options)
+                    rows.append(Row(loaded.spec.name, label, TRIVIAL, clients, result))
         except BaseException:
-            _print_problems({OURS: server.problems(), TRIVIAL: trivial.problems()}, file=sys.stderr)
+            found_problems = {f"{OURS} {name}": server.problems() for name, server in servers.items()}
+            _print_problems(found_problems | {TRIVIAL: trivial.problems()}, file=sys.stderr)
             raise
-        problems = server.problems()
-    for leftover in ccm_data._files_of(loaded.path)[3:]:  # the search snapshots the run left
-        leftover.unlink(missing_ok=True)
+        problems = {f"{OURS} {name}": server.problems() for name, server in servers.items()}
+    for loaded in stores:
+        for leftover in ccm_data._files_of(loaded.path)[3:]:  # the search snapshots the run left
+            leftover.unlink(missing_ok=True)
     return rows, plans, problems
 
 
@@ -473,18 +510,11 @@ def run(options: Options) -> bool:
         print(f"  store {spec.name}: {loaded.path.name}, {size:,.0f} MiB, {how}", flush=True)
         stores.append(loaded)
 
-    rows: list[Row] = []
-    plans: dict[str, list[ScenarioPlan]] = {}
-    problems: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
         trivial = stack.enter_context(trivial_server(workdir, options.workers))
         trivial_ids = rest_core.seed(trivial)
-        for loaded in stores:
-            store_rows, store_plans, store_problems = measure_store(loaded, trivial, trivial_ids, workdir, options)
-            rows += store_rows
-            plans[loaded.spec.name] = store_plans
-            problems[f"{OURS} {loaded.spec.name}"] = store_problems
+        rows, plans, problems = measure_stores(stores, trivial, trivial_ids, workdir, options)
         problems[TRIVIAL] = trivial.problems()
 
     return report(stores, rows, plans, problems, options)

@@ -12,7 +12,7 @@ holding back. A worker that holds more connections than another live worker
 holds back a little before accepting (2 ms at a time, 50 ms at most); after
 that it accepts anyway, so a connection never waits long on a worker busy with
 a long request. When connections arrive in a burst the kernel may not wake the
-other workers again, so every worker also looks every 2 ms for a worker
+other workers again, so every worker also looks every 5 ms for a worker
 holding back with more connections than itself, and then accepts in its place.
 Each worker writes only its own row.
 
@@ -32,7 +32,7 @@ from gevent.server import StreamServer
 MAX_WORKERS = 64
 WAIT_S = 0.002  # one pause before accepting
 MAX_WAIT_S = 0.05  # the longest a connection waits for a less busy worker
-HELP_INTERVAL_S = 0.002  # how often a worker looks for one holding back
+HELP_INTERVAL_S = 0.005  # how often a worker looks for one holding back
 PID, HELD, HOLDING_BACK = range(3)  # the columns of a row
 
 

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from bench.servers import ROOT
 
@@ -65,3 +65,12 @@ def write_json(name: str, data: dict[str, Any], directory: Path = RESULTS_DIR) -
     path = directory / f"{name}.json"
     path.write_text(json.dumps(data, indent=2) + "\n")
     return path
+
+
+def print_problems(problems: dict[str, list[str]], file: TextIO | None = None) -> None:
+    """What each server's log reported (``Server.problems``), under its name; silent for clean logs."""
+    for name, lines in problems.items():
+        if lines:
+            print(f"{name} log reported problems:", file=file)
+            for line in lines:
+                print(f"  {line}", file=file)

@@ -18,10 +18,10 @@ import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from bench.load import FHIR_JSON, LoadResult, LoadSpec, RequestShape, run_load
-from bench.report import environment, table, write_json
+from bench.report import environment, print_problems, table, write_json
 from bench.resources import patient, patient_body
 from bench.servers import HOST, Server, fhir_ccm_server, trivial_server
 from bench.suite import Options
@@ -137,14 +137,6 @@ def _measure(scenario: Scenario, server: Server, ids: list[str], options: Option
     return result
 
 
-def _print_problems(problems: dict[str, list[str]], file: TextIO | None = None) -> None:
-    for name, lines in problems.items():
-        if lines:
-            print(f"{name} log reported problems:", file=file)
-            for line in lines:
-                print(f"  {line}", file=file)
-
-
 def run(options: Options) -> bool:
     """Run the suite, print its tables, write ``bench-results/rest-core.json``; False on errors or crashes."""
     results: list[dict[str, Any]] = []
@@ -179,7 +171,7 @@ def run(options: Options) -> bool:
                     if not server.alive():
                         raise RuntimeError(f"{name} died during {scenario.label}:\n{server.log_tail()}")
         except BaseException:
-            _print_problems({name: server.problems() for name, server in servers.items()}, file=sys.stderr)
+            print_problems({name: server.problems() for name, server in servers.items()}, file=sys.stderr)
             raise
         problems = {name: server.problems() for name, server in servers.items()}
 
@@ -232,7 +224,7 @@ def run(options: Options) -> bool:
     for r in results:
         for sample in r["error_samples"]:
             print(f"  {r['scenario']} {r['server']}: {sample}")
-    _print_problems(problems)
+    print_problems(problems)
     path = write_json(
         RESULTS_NAME,
         {

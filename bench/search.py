@@ -43,7 +43,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from bench import ccm_data, rest_core
 from bench.ccm_data import LoadedStore, PatientFacts
 from bench.load import FHIR_JSON, LoadResult, LoadSpec, RequestShape, run_load
-from bench.report import environment, table, write_json
+from bench.report import environment, print_problems, table, write_json
 from bench.servers import HOST, Server, fhir_ccm_server, trivial_server
 from bench.suite import Options
 
@@ -466,21 +466,13 @@ def measure_stores(
                     rows.append(Row(loaded.spec.name, label, TRIVIAL, clients, result))
         except BaseException:
             found_problems = {f"{OURS} {name}": server.problems() for name, server in servers.items()}
-            _print_problems(found_problems | {TRIVIAL: trivial.problems()}, file=sys.stderr)
+            print_problems(found_problems | {TRIVIAL: trivial.problems()}, file=sys.stderr)
             raise
         problems = {f"{OURS} {name}": server.problems() for name, server in servers.items()}
     for loaded in stores:
         for leftover in ccm_data._files_of(loaded.path)[3:]:  # the search snapshots the run left
             leftover.unlink(missing_ok=True)
     return rows, plans, problems
-
-
-def _print_problems(problems: dict[str, list[str]], file: Any = None) -> None:
-    for name, lines in problems.items():
-        if lines:
-            print(f"{name} log reported problems:", file=file)
-            for line in lines:
-                print(f"  {line}", file=file)
 
 
 # -- the suite -----------------------------------------------------------------------------------
@@ -708,7 +700,7 @@ def report(
     for row in rows:
         for sample in row.result.error_samples:
             print(f"  {row.store} {row.scenario} {row.server}: {sample}")
-    _print_problems(problems)
+    print_problems(problems)
     path = write_json(
         RESULTS_NAME,
         {

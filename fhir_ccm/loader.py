@@ -19,10 +19,10 @@ from fhir_ccm.formats.xml_format import xml_to_resource
 from fhir_ccm.interactions import LOCAL_CONTEXT, Context
 from fhir_ccm.interactions.create import create
 from fhir_ccm.interactions.update import update
+from fhir_ccm.interactions.validate import files_under
 from fhir_ccm.store import Store
 
 UNPACKED_BUNDLE_TYPES = frozenset({"transaction", "batch", "collection"})
-SUFFIXES = (".json", ".ndjson", ".xml")
 
 
 @dataclass
@@ -34,14 +34,6 @@ class LoadReport:
 
     def __post_init__(self) -> None:
         self.failed = self.failed or []
-
-
-def files_under(paths: Iterable[str | Path]) -> Iterator[Path]:
-    for path in map(Path, paths):
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file())
-        else:
-            yield path
 
 
 def resources_in(path: Path) -> Iterator[dict[str, Any]]:

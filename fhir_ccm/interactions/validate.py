@@ -19,8 +19,8 @@ entry, reads it from there; code running outside a request (the loader, tests)
 gets a policy built from the environment and the repository's profiles.
 
 ``validate_operation`` answers ``$validate`` with what a write would say: the
-base checks on write, the profile engine's checks (base R4 and profiles), and
-the policy.
+profile engine's checks (base R4, which includes the structural check of every
+write, and the profiles) judged by the policy.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from fhir_ccm.formats.json_format import parse_json, parse_resource
 from fhir_ccm.formats.xml_format import xml_to_resource
 from fhir_ccm.interactions import Context, Result
 from fhir_ccm.store import HistoryQuery, Store
-from fhir_ccm.validation import check_issues, validate_resource
+from fhir_ccm.validation import validate_resource
 from fhir_ccm.validation.profiles import Registry, validate_parts
 
 logger = logging.getLogger("fhir_ccm")
@@ -74,6 +74,7 @@ class Source:
 
 
 def files_under(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """The files named, and the JSON, ndjson and XML files below the folders named, in order."""
     for path in map(Path, paths):
         if path.is_dir():
             yield from sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file())
@@ -429,30 +430,13 @@ def validate_operation(
 def validation_issues(
     policy: ProfilePolicy, resource: Any, profiles: Sequence[str] = (), mode: str | None = None
 ) -> list[Issue]:
-    """Everything a write would say about ``resource`` (and more: the engine checks every invariant), errors first."""
+    """Everything a write would say about ``resource``, errors first.
+
+    A write's structural check is the engine's base walk without invariants, so the
+    engine's issues (base R4 with every invariant, and the profiles) include it.
+    """
     issues = policy.issues(resource, profiles, mode)
-    if isinstance(resource, dict) and mode != "delete":
-        issues += _write_checks(resource, issues)
     return sorted(issues, key=lambda issue: SEVERITY_ORDER.get(issue.severity, 9))
-
-
-def _write_checks(resource: dict[str, Any], found: list[Issue]) -> list[Issue]:
-    """The checks on write (``validation.check_issues``) that the engine did not report at the same place."""
-    reported = [expression for issue in found for expression in issue.expression]
-    added = []
-    for issue in check_issues(resource):
-        path = issue.expression[0] if issue.expression else ""
-        if not any(_overlaps(path, other) for other in reported):
-            added.append(issue)
-    return added
-
-
-def _overlaps(path: str, other: str) -> bool:
-    """The same value, or one inside the other (``A.b`` and ``A.b[0].c``)."""
-    if path == other:
-        return True
-    shorter, longer = sorted((path, other), key=len)
-    return bool(shorter) and longer.startswith(shorter) and longer[len(shorter)] in ".["
 
 
 def outcome(issues: Iterable[Issue]) -> dict[str, Any]:

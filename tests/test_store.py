@@ -59,6 +59,19 @@ def test_nested_atomic_uses_savepoints(store):
     assert store.read("Patient", "b") is None
 
 
+def test_change_stamp_moves_with_every_write_of_the_types_asked(store):
+    types = ("StructureDefinition", "ValueSet")
+    assert store.change_stamp(types) == ((0, 0), (0, 0))
+    write(store, "sd", 1, resource_type="StructureDefinition")
+    first = store.change_stamp(types)
+    assert first[0][1] == 1 and first[0][0] > 0 and first[1] == (0, 0)
+    write(store, "p", 1)
+    assert store.change_stamp(types) == first
+    write(store, "sd", 2, json=None, resource_type="StructureDefinition", method="DELETE")
+    second = store.change_stamp(types)
+    assert second[0][0] > first[0][0] and second[0][1] == 2
+
+
 def test_last_updated_never_goes_backwards(store):
     stamps = [write(store, f"p{n}", 1).last_updated for n in range(50)]
     assert stamps == sorted(stamps)

@@ -40,7 +40,7 @@ from fhir_ccm.errors import FhirError, Gone, Invalid, Issue, NotFound, Unprocess
 from fhir_ccm.formats.json_format import parse_json, parse_resource
 from fhir_ccm.formats.xml_format import xml_to_resource
 from fhir_ccm.interactions import Context, Result
-from fhir_ccm.store import HistoryQuery, Store
+from fhir_ccm.store import Store
 from fhir_ccm.validation import validate_resource
 from fhir_ccm.validation.profiles import Registry, validate_parts
 
@@ -155,13 +155,7 @@ class Conformance:
 
     def _current_stamp(self) -> tuple[tuple[int, int], ...]:
         """The newest history position and the version count of each conformance type."""
-        if self.store is None:
-            return ()
-        stamp = []
-        for resource_type in CONFORMANCE_TYPES:
-            page = self.store.history(HistoryQuery(resource_type=resource_type, count=1))
-            stamp.append((page.versions[0].seq if page.versions else 0, page.total))
-        return tuple(stamp)
+        return () if self.store is None else self.store.change_stamp(CONFORMANCE_TYPES)
 
 
 # -- the policy ---------------------------------------------------------------

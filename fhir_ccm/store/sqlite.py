@@ -258,6 +258,16 @@ class SQLiteStore:
         versions = tuple(_row_to_version(row) for row in rows[: query.count])
         return HistoryPage(versions=versions, total=total, has_more=len(rows) > query.count)
 
+    def change_stamp(self, resource_types: Sequence[str]) -> tuple[tuple[int, int], ...]:
+        placeholders = ", ".join("?" for _ in resource_types)
+        with self._connection() as connection:
+            rows = connection.execute(
+                f"SELECT type, max(seq), count(*) FROM resource_versions WHERE type IN ({placeholders}) GROUP BY type",
+                tuple(resource_types),
+            ).fetchall()
+        found = {row[0]: (int(row[1]), int(row[2])) for row in rows}
+        return tuple(found.get(resource_type, (0, 0)) for resource_type in resource_types)
+
     # -- search ----------------------------------------------------------------------------
 
     def search(self, query: SearchQuery, base_url: str = "", first_page_only: bool = False) -> SearchPage:

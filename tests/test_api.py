@@ -555,6 +555,20 @@ def test_control_characters_refused(client):
     assert response.get_json()["issue"][0]["expression"] == ["Patient.name[0].family"]
     allowed = put(client, "Patient", "p2", {**PATIENT, "id": "p2", "name": [{"text": "a\tb\r\nc"}]})
     assert allowed.status_code == 201
+    for text in ("a\fb", "a\vb", "a\ud800b"):
+        refused = client.put("/fhir/Patient/p3", data=json.dumps({**PATIENT, "id": "p3", "name": [{"text": text}]}))
+        assert refused.status_code == 400, text
+        assert refused.get_json()["issue"][0]["expression"] == ["Patient.name[0].text"]
+
+
+def test_unicode_spaces_are_text_not_whitespace(client):
+    """FHIR's regexes use the XML Schema and Java meaning of \\s: a no-break space is a character like any other."""
+    name = {"text": "Jos\u00e9\u00a0Luis", "family": "Garc\u00eda\u2003Ortiz", "given": ["Ana\u00a0Mar\u00eda"]}
+    telecom = [{"system": "url", "value": "http://example.org/\u00a0x"}]
+    response = put(client, "Patient", "p4", {**PATIENT, "id": "p4", "name": [name], "telecom": telecom})
+    assert response.status_code == 201, response.get_json()
+    spaced_code = put(client, "Patient", "p5", {**PATIENT, "id": "p5", "gender": "fe\u00a0male"})
+    assert spaced_code.status_code in (400, 422)  # a code outside its value set, however it is spaced
 
 
 def test_stored_json_is_master_copy(client, store):

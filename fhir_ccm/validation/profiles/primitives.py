@@ -1,9 +1,11 @@
-"""Primitive datatypes: JSON representation, lexical regex and value ranges.
+r"""Primitive datatypes: JSON representation, lexical regex and value ranges.
 
 The regex of each type is the ``http://hl7.org/fhir/StructureDefinition/regex``
 extension on its ``value`` element in the R4 definition (``datatypes.html``),
-compiled once. JSON carries ``boolean`` as true/false, the integer types and
-``decimal`` as numbers, everything else as strings.
+compiled once with ASCII classes: ``\s`` is space, tab, CR, LF, FF and VT, as in
+Java's regexes (HAPI's), not Python's Unicode whitespace, so a string holding a
+no-break space is valid. JSON carries ``boolean`` as true/false, the integer
+types and ``decimal`` as numbers, everything else as strings.
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ JSON_KIND["decimal"] = "decimal"
 # The id of a resource is an ``id``, though R4 types Resource.id as System.String.
 ID_PATTERN = re.compile(r"[A-Za-z0-9\-\.]{1,64}")
 _CALENDAR_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-# Half of a UTF-16 pair on its own: JSON's \ud800 escapes can carry one, but no UTF-8 text can.
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
+# Control characters other than tab, CR and LF; and half of a UTF-16 pair on its own, which
+# JSON's \ud800 escapes can carry but no UTF-8 text can. One scan finds either.
+_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+# The regex of string and markdown, [ \r\n\t\S]+, refuses only what is refused before it is tried:
+# the empty string, and the form feed and vertical tab among the control characters.
+_CHECKED_BEFORE_REGEX = frozenset({"string", "markdown"})
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,7 @@ def primitive_spec(code: str) -> PrimitiveSpec | None:
             for type_entry in element.get("type", []):
                 for extension in type_entry.get("extension", []):
                     if extension.get("url") == REGEX_EXTENSION:
-                        regex = re.compile(extension["valueString"])
+                        regex = re.compile(extension["valueString"], re.ASCII)
     return PrimitiveSpec(code, JSON_KIND.get(code, "string"), regex, max_length, RANGES.get(code))
 
 
@@ -80,13 +85,14 @@ def problem(spec: PrimitiveSpec, value: Any) -> str | None:
         return f"{a} {spec.code} must be a JSON string"
     if value == "":
         return "A primitive value must not be an empty string"
-    if _CONTROL.search(value):
-        return f"The {spec.code} contains control characters"
-    if _SURROGATE.search(value):
+    forbidden = _FORBIDDEN.search(value)
+    if forbidden is not None:
+        if forbidden.group() < "\ud800":
+            return f"The {spec.code} contains control characters"
         return f"The {spec.code} contains an unpaired surrogate, which is not a Unicode character"
     if spec.max_length is not None and len(value) > spec.max_length:
         return f"The {spec.code} is longer than {spec.max_length} characters"
-    if spec.regex is not None and not spec.regex.fullmatch(value):
+    if spec.regex is not None and spec.code not in _CHECKED_BEFORE_REGEX and not spec.regex.fullmatch(value):
         return f"'{_shorten(value)}' is not a valid {spec.code}"
     if spec.code in ("date", "dateTime", "instant"):
         return _calendar_problem(value, spec.code)

@@ -152,6 +152,20 @@ def test_a_claimed_unknown_profile_is_stored_with_a_warning_when_configured(make
     assert put(client, goal).status_code == 422  # known profiles are still enforced
 
 
+def test_a_resource_whose_profiles_are_all_unknown_is_checked_like_one_without(make_app):
+    """Base invariants are part of conformance to a profile: with none known, the write check is the unclaimed one."""
+    client = make_app(unknown_profiles="warn").test_client()
+    goal = load(GOAL_FILE)
+    goal["target"] = [{"detailQuantity": {"value": 7, "unit": "%"}}]  # gol-1: a detail needs a measure
+    assert put(client, unclaimed(goal)).status_code in (200, 201)
+    goal["meta"] = {"profile": ["http://example.org/StructureDefinition/nowhere"]}
+    assert put(client, goal).status_code == 200
+    goal["meta"]["profile"].append("http://hl7.org/fhir/StructureDefinition/Goal")
+    response = put(client, goal)
+    assert response.status_code == 422
+    assert any("gol-1" in issue.get("diagnostics", "") for issue in response.get_json()["issue"])
+
+
 def test_the_warning_names_the_id_a_create_assigns(make_app, caplog):
     client = make_app(unknown_profiles="warn").test_client()
     goal = {**load(GOAL_FILE), "meta": {"profile": ["http://example.org/StructureDefinition/nowhere"]}}

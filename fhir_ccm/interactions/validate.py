@@ -215,16 +215,27 @@ class ProfilePolicy:
         return list(dict.fromkeys(base + profiled))
 
     def issues_apart(
-        self, resource: Any, asked: Sequence[str] = (), mode: str | None = None
+        self, resource: Any, asked: Sequence[str] = (), mode: str | None = None, invariants: bool = True
     ) -> tuple[list[Issue], list[Issue]]:
         """``issues`` in two lists, from one walk: base R4's, then the profiles' (and a Bundle's entries')."""
         resource_type = resource.get("resourceType") if isinstance(resource, dict) else None
         profiles = [*asked, *self.required.get(str(resource_type), ())]
-        base, profiled = validate_parts(resource, profiles, self.registry(), mode)
+        base, profiled = validate_parts(resource, profiles, self.registry(), mode, invariants)
         found = [self._judge(issue, resource_type) for issue in profiled]
         if resource_type == "Bundle" and mode != "delete":
             found += self._entries(resource, base + found)
         return base, found
+
+    def knows_any(self, resource: dict[str, Any]) -> bool:
+        """Whether a profile ``resource`` claims, or its type requires, is one this server holds."""
+        meta = resource.get("meta")
+        claimed_urls = meta.get("profile") if isinstance(meta, dict) else None
+        urls = [
+            *(claimed_urls if isinstance(claimed_urls, list) else ()),
+            *self.required.get(str(resource.get("resourceType")), ()),
+        ]
+        registry = self.registry()
+        return any(isinstance(url, str) and registry.profile(url) is not None for url in urls)
 
     def _judge(self, issue: Issue, resource_type: Any) -> Issue:
         if issue.code != "not-found" or len(issue.expression) != 1 or not isinstance(resource_type, str):
@@ -315,15 +326,17 @@ def check_on_write(resource: dict[str, Any], id: str | None = None) -> None:
     or its type requires some, conformance to them (422). A resource with profiles
     is walked once for both: the base R4 part of that walk, invariants included, is
     the structural check. One without is checked against base R4 alone, without
-    invariants, and never builds the registry of stored definitions. ``id`` is the
-    id the resource will be stored under, for the log.
+    invariants, and never builds the registry of stored definitions; so is one whose
+    profiles are all unknown to the server (stored with a warning when the policy
+    allows it), since conformance to none of them can be checked. ``id`` is the id
+    the resource will be stored under, for the log.
     """
     policy = active_policy()
     resource_type = resource.get("resourceType")
     if not claimed(resource) and not policy.required.get(str(resource_type)):
         validate_resource(resource)
         return
-    base, profiled = policy.issues_apart(resource)
+    base, profiled = policy.issues_apart(resource, invariants=policy.knows_any(resource))
     validate_resource(resource, base)
     issues = sorted(dict.fromkeys(base + profiled), key=lambda issue: SEVERITY_ORDER.get(issue.severity, 9))
     errors = [issue for issue in issues if issue.severity in ERRORS]

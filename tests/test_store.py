@@ -59,6 +59,23 @@ def test_nested_atomic_uses_savepoints(store):
     assert store.read("Patient", "b") is None
 
 
+def test_the_versions_of_one_transaction_share_their_instant(store):
+    write(store, "before", 1)
+    with store.atomic():
+        first = store.write(NewVersion("Patient", "a", 1, store.now(), "{}", "POST"))
+        second = store.write(NewVersion("Patient", "b", 1, store.now(), "{}", "POST"))
+    assert first.last_updated == second.last_updated >= store.read("Patient", "before").last_updated
+    assert store.now() >= first.last_updated
+
+
+def test_a_write_outside_a_transaction_is_one_of_its_own(store):
+    store.write(NewVersion("Patient", "a", 1, store.now(), "{}", "POST", ()))
+    assert store.read("Patient", "a").version == 1
+    with pytest.raises(Conflict):
+        store.write(NewVersion("Patient", "a", 1, store.now(), "{}", "POST"))
+    assert store.history(HistoryQuery()).total == 1
+
+
 def test_change_stamp_moves_with_every_write_of_the_types_asked(store):
     types = ("StructureDefinition", "ValueSet")
     assert store.change_stamp(types) == ((0, 0), (0, 0))

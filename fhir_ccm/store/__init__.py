@@ -79,7 +79,11 @@ class Store(Protocol):
         """A write transaction, taken for writing up front; nested calls use savepoints."""
 
     def now(self) -> str:
-        """The instant to stamp a write with: never earlier than any stored version."""
+        """The instant to stamp a write with: never earlier than any stored version.
+
+        Inside ``atomic()`` every call answers the same instant, so the versions one
+        transaction writes share their ``lastUpdated``.
+        """
 
     def read(self, resource_type: str, id: str) -> StoredVersion | None:
         """The current version (possibly a deletion), or None if never stored."""

@@ -177,7 +177,7 @@ class SQLiteStore:
         broken = False
         try:
             connection.execute("BEGIN IMMEDIATE")
-            self._local.connection, self._local.depth = connection, 0
+            self._local.connection, self._local.depth, self._local.now = connection, 0, None
             try:
                 yield
             except BaseException:
@@ -204,10 +204,17 @@ class SQLiteStore:
     # -- reads -------------------------------------------------------------
 
     def now(self) -> str:
+        """Inside ``atomic()`` the instant is taken once: every version a transaction writes shares it."""
+        inside = getattr(self._local, "connection", None) is not None
+        if inside and self._local.now is not None:
+            return str(self._local.now)
         stamp = format_instant(datetime.now(UTC))
         with self._connection() as connection:
             (latest,) = connection.execute("SELECT max(last_updated) FROM resource_versions").fetchone()
-        return latest if latest is not None and latest > stamp else stamp
+        stamp = latest if latest is not None and latest > stamp else stamp
+        if inside:
+            self._local.now = stamp
+        return stamp
 
     def read(self, resource_type: str, id: str) -> StoredVersion | None:
         with self._connection() as connection:
@@ -422,6 +429,12 @@ class SQLiteStore:
     # -- writes ------------------------------------------------------------
 
     def write(self, version: NewVersion) -> StoredVersion:
+        """Three statements that stand or fall together: inside ``atomic()`` the caller's transaction
+        or savepoint holds them (an error undoes them with it), outside one a transaction of their own."""
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            with self.atomic():
+                return self.write(version)
         deleted = int(version.json is None)
         # The same columns go to the history and to the current row (which also keeps its seq).
         row = (
@@ -433,24 +446,23 @@ class SQLiteStore:
             version.method,
             version.json,
         )
-        with self.atomic(), self._connection() as connection:
-            try:
-                cursor = connection.execute(
-                    "INSERT INTO resource_versions (type, id, version, last_updated, deleted, method, json)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    row,
-                )
-            except sqlite3.IntegrityError:
-                raise Conflict(
-                    f"Version {version.version} of {version.resource_type}/{version.id} was written concurrently"
-                ) from None
-            seq = cursor.lastrowid
-            replace_rows(connection, version.resource_type, version.id, version.index, new=version.version == 1)
-            connection.execute(
-                "INSERT OR REPLACE INTO resources (type, id, version, last_updated, deleted, method, json, seq)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (*row, seq),
+        try:
+            cursor = connection.execute(
+                "INSERT INTO resource_versions (type, id, version, last_updated, deleted, method, json)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                row,
             )
+        except sqlite3.IntegrityError:
+            raise Conflict(
+                f"Version {version.version} of {version.resource_type}/{version.id} was written concurrently"
+            ) from None
+        seq = cursor.lastrowid
+        replace_rows(connection, version.resource_type, version.id, version.index, new=version.version == 1)
+        connection.execute(
+            "INSERT OR REPLACE INTO resources (type, id, version, last_updated, deleted, method, json, seq)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (*row, seq),
+        )
         return StoredVersion(
             resource_type=version.resource_type,
             id=version.id,

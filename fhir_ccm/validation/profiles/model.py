@@ -164,11 +164,15 @@ class Element:
             return (self.name,)
         return tuple(dict.fromkeys(json_key(self.name, t.code) for t in self.types))
 
-    def type_for_key(self, key: str) -> TypeRef | None:
+    @cached_property
+    def _type_by_key(self) -> dict[str, TypeRef]:
+        found: dict[str, TypeRef] = {}
         for type_ref in self.types:
-            if json_key(self.name, type_ref.code) == key:
-                return type_ref
-        return None
+            found.setdefault(json_key(self.name, type_ref.code), type_ref)
+        return found
+
+    def type_for_key(self, key: str) -> TypeRef | None:
+        return self._type_by_key.get(key)
 
     def node(self, code: str) -> Element | None:
         """Where the children of a value of type ``code`` here are described."""
@@ -176,8 +180,7 @@ class Element:
             return self
         if self.referenced is not None:
             return self.referenced
-        profile = core_profile(code)
-        return None if profile is None else profile.root
+        return _core_root(code)
 
     def finish(self) -> None:
         """Build the JSON key map, mandatory children and choice groups from the children."""
@@ -270,6 +273,12 @@ def compiled_core(url: str) -> CompiledProfile | None:
     if profile.derivation == "constraint":
         annotate(profile)
     return profile
+
+
+@cache
+def _core_root(type_name: str) -> Element | None:
+    profile = core_profile(type_name)
+    return None if profile is None else profile.root
 
 
 def core_profile(type_name: str) -> CompiledProfile | None:

@@ -6,7 +6,7 @@ cardinality, mandatory elements, one value per choice, the JSON type and regex
 of primitives, ``ele-1``, required/extensible/preferred bindings, reference
 forms and target types, extensions against their definitions (by url), the
 narrative XHTML rules, the contained-resource rules (``dom-2`` ... ``dom-5``),
-``dom-6``, and every other invariant of the resource and of each datatype it
+``dom-6``, ``ref-1``, and every other invariant of the resource and of each datatype it
 uses. Contained resources and Bundle entries are walked as resources of their
 own type. Every problem becomes an ``Issue``; the walk never stops early.
 """
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from fhir_ccm.validation.profiles.validator import Run
 
 ELE_1 = "Constraint ele-1 failed: All FHIR elements must have a @value or children"
+REF_1 = "Constraint ref-1 failed: SHALL have a contained resource if a local reference is provided"
 DOM_MESSAGES = {
     "dom-2": "If the resource is contained in another resource, it SHALL NOT contain nested Resources",
     "dom-3": "If the resource is contained in another resource, it SHALL be referred to from elsewhere in the "
@@ -282,7 +283,10 @@ class BaseWalker:
             return
         actual = parsed.type
         if parsed.kind == "contained":
-            actual = type_of(find_contained(env.root, reference))
+            target = find_contained(env.root, reference)
+            if target is None and self.run.invariants:
+                self.issue("invariant", REF_1, path)
+            actual = type_of(target)
         elif parsed.kind == "urn" and self.run.bundle is not None:
             actual = type_of(self.run.bundle.find(reference))
         declared = value.get("type")

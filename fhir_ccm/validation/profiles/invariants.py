@@ -3,7 +3,7 @@
 Three ways an invariant is checked:
 
 - *native code* for the generic ones every element or resource carries
-  (``ele-1``, ``dom-2`` ... ``dom-6``) and for the narrative (``txt-1``,
+  (``ele-1``, ``dom-2`` ... ``dom-6``, ``ref-1`` on every Reference) and for the narrative (``txt-1``,
   ``txt-2``, whose expression is the opaque ``htmlChecks()``): the walkers
   implement them directly (``NATIVE``);
 - compiled FHIRPath, by the native compiler (``fhirpath.py``) when it covers the
@@ -33,6 +33,7 @@ NATIVE: dict[str, str] = {
     "dom-6": "a resource should have a narrative: checked natively on the root and Bundle entries",
     "txt-1": "the narrative holds only the allowed XHTML: htmlChecks() is implemented by narrative.py",
     "txt-2": "the narrative has non-whitespace content: htmlChecks() is implemented by narrative.py",
+    "ref-1": "a local reference (#id) names a contained resource: checked natively with the reference's form",
 }
 
 

@@ -776,3 +776,22 @@ def test_replaying_a_transaction_of_conditional_updates_changes_nothing(client, 
         assert [e["response"]["etag"] for e in again.get_json()["entry"]] == ['W/"1"'] * 4
         assert [located(e) for e in again.get_json()["entry"]] == [located(e) for e in first.get_json()["entry"]]
     assert store_state(client, database) == before
+
+
+def test_rewriting_references_copies_only_what_changes():
+    from fhir_ccm.interactions.bundle import _rewrite
+
+    plan = {
+        "resourceType": "CarePlan",
+        "subject": {"reference": "urn:uuid:1"},
+        "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "734163000"}]}],
+        "goal": [{"reference": "Goal/g1"}, {"reference": "urn:uuid:2"}],
+    }
+    before = json.loads(json.dumps(plan))
+    mapping = {"urn:uuid:1": "Patient/p1", "urn:uuid:2": "Goal/g2"}
+    rewritten = _rewrite(plan, lambda reference: mapping.get(reference, reference), mapping)
+    assert rewritten["subject"] == {"reference": "Patient/p1"}
+    assert rewritten["goal"] == [{"reference": "Goal/g1"}, {"reference": "Goal/g2"}]
+    assert plan == before  # the Bundle as received is left as it was
+    assert rewritten["category"] is plan["category"] and rewritten["goal"][0] is plan["goal"][0]
+    assert _rewrite(before, lambda reference: reference, {}) is before

@@ -332,19 +332,28 @@ def _needs_resolution(reference: str) -> bool:
 
 
 def _rewrite(value: Any, replace_reference: Callable[[str], str], mapping: dict[str, str]) -> Any:
-    """A copy of ``value`` with every reference (and narrative link) passed through ``replace_reference``."""
+    """``value`` with every reference (and narrative link) passed through ``replace_reference``.
+
+    Only the objects and arrays on the way to a changed value are copied: the rest
+    is shared with ``value``, which is never modified.
+    """
     if isinstance(value, dict):
-        result = {}
+        result: dict[str, Any] | None = None
         for key, child in value.items():
             if key == "reference" and isinstance(child, str):
-                result[key] = replace_reference(child)
+                new = replace_reference(child)
             elif key == "div" and isinstance(child, str):
-                result[key] = _rewrite_narrative(child, mapping)
+                new = _rewrite_narrative(child, mapping)
             else:
-                result[key] = _rewrite(child, replace_reference, mapping)
-        return result
+                new = _rewrite(child, replace_reference, mapping)
+            if new is not child:
+                if result is None:
+                    result = dict(value)
+                result[key] = new
+        return value if result is None else result
     if isinstance(value, list):
-        return [_rewrite(item, replace_reference, mapping) for item in value]
+        items = [_rewrite(item, replace_reference, mapping) for item in value]
+        return value if all(new is old for new, old in zip(items, value, strict=True)) else items
     return value
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from pathlib import Path
 
 import pytest
 
 from fhir_ccm.errors import Conflict
 from fhir_ccm.store import HistoryQuery, NewVersion
-from fhir_ccm.store.sqlite import SQLiteStore
+from fhir_ccm.store.sqlite import WAL_CHECKPOINT_PAGES, SQLiteStore
 
 
 def write(store, id, version, json='{"resourceType":"Patient"}', resource_type="Patient", method="PUT"):
@@ -110,6 +111,26 @@ def test_wal_and_full_sync(store, database):
     connection.close()
     with store._connection() as own:
         assert own.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert own.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == WAL_CHECKPOINT_PAGES
+
+
+def test_the_log_is_copied_back_and_reused(store, database):
+    """Past WAL_CHECKPOINT_PAGES a commit checkpoints, and the log starts again from its beginning."""
+    log = Path(str(database) + "-wal")
+    frame = 4096 + 24  # page and frame header
+    write(store, "first", 1)
+    index = 1
+    while (log.stat().st_size - 32) // frame < WAL_CHECKPOINT_PAGES:
+        write(store, f"p{index}", 1, json='{"resourceType":"Patient","text":"' + "x" * 3000 + '"}')
+        index += 1
+        assert index < 2 * WAL_CHECKPOINT_PAGES, "the log never reached the checkpoint size"
+    for extra in range(3):  # the commit past the limit checkpoints; the next one restarts the log
+        write(store, f"q{extra}", 1)
+    peak = log.stat().st_size
+    for extra in range(3, 100):
+        write(store, f"q{extra}", 1)
+    assert log.stat().st_size == peak  # written over from the start, not grown
+    assert store.count("Patient") == index + 100
 
 
 def test_concurrent_writers_from_threads_and_connections(database):

@@ -30,6 +30,13 @@ SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 30_000
 MMAP_BYTES = 1 << 30  # address space, not memory: pages are shared with the OS page cache
 CACHE_KIB = 16 * 1024
+# Pages the write-ahead log may hold before a commit copies them into the database (SQLite's default
+# is 1,000). A checkpoint copies each page changed since the last one once, however many commits
+# changed it, so a longer interval copies the pages every write touches (index interior pages, the
+# leaves of common values, the tails of the tables) less often: a create of the 2.9 KB benchmark
+# Patient costs 10-20 % less CPU with its commit. 4,000 frames stay within one segment of the log's
+# index (4,096 frames), so finding a page in the log costs the same, and the log stays near 16 MB.
+WAL_CHECKPOINT_PAGES = 4000
 _VERSION_COLUMNS = "type, id, version, last_updated, deleted, json, method, seq"
 _PREFIXED_COLUMNS = ", ".join(f"r.{column.strip()}" for column in _VERSION_COLUMNS.split(","))
 
@@ -116,6 +123,7 @@ def _connect(path: str | Path) -> sqlite3.Connection:
     # changes would otherwise be a temporary file written page by page: in memory, a 1,000-entry
     # transaction writes its index rows in two thirds of the time.
     connection.execute("PRAGMA temp_store=MEMORY")
+    connection.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
     return connection
 
 

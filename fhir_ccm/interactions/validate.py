@@ -42,7 +42,7 @@ from fhir_ccm.formats.xml_format import xml_to_resource
 from fhir_ccm.interactions import Context, Result
 from fhir_ccm.store import Store
 from fhir_ccm.validation import validate_resource
-from fhir_ccm.validation.profiles import Registry, validate_parts
+from fhir_ccm.validation.profiles import Registry, profile_urls, validate_parts
 
 logger = logging.getLogger("fhir_ccm")
 
@@ -228,14 +228,12 @@ class ProfilePolicy:
 
     def knows_any(self, resource: dict[str, Any]) -> bool:
         """Whether a profile ``resource`` claims, or its type requires, is one this server holds."""
-        meta = resource.get("meta")
-        claimed_urls = meta.get("profile") if isinstance(meta, dict) else None
-        urls = [
-            *(claimed_urls if isinstance(claimed_urls, list) else ()),
-            *self.required.get(str(resource.get("resourceType")), ()),
-        ]
+        resource_type = resource.get("resourceType")
+        if not isinstance(resource_type, str):
+            return False
         registry = self.registry()
-        return any(isinstance(url, str) and registry.profile(url) is not None for url in urls)
+        required = self.required.get(resource_type, ())
+        return any(registry.profile(url) is not None for url, _ in profile_urls(resource, required))
 
     def _judge(self, issue: Issue, resource_type: Any) -> Issue:
         if issue.code != "not-found" or len(issue.expression) != 1 or not isinstance(resource_type, str):

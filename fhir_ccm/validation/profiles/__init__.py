@@ -68,7 +68,7 @@ from fhir_ccm.validation.profiles.model import CompiledProfile
 from fhir_ccm.validation.profiles.mustsupport import MustSupport, report
 from fhir_ccm.validation.profiles.registry import Registry, default_registry
 from fhir_ccm.validation.profiles.snapshot import SnapshotError, generate_snapshot
-from fhir_ccm.validation.profiles.validator import MODES, run_validation, run_validation_parts
+from fhir_ccm.validation.profiles.validator import MODES, profile_urls, run_validation, run_validation_parts
 
 __all__ = [
     "MODES",
@@ -80,6 +80,7 @@ __all__ = [
     "SnapshotError",
     "generate_snapshot",
     "must_support_report",
+    "profile_urls",
     "validate",
     "validate_parts",
 ]

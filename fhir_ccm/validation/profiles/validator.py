@@ -60,7 +60,7 @@ class Run:
             self.issues.append(
                 Issue("error", "required", "An update needs the id of the resource", (f"{resource_type}.id",))
             )
-        for url, expression in _profile_urls(resource, profiles):
+        for url, expression in profile_urls(resource, profiles):
             self.profile(resource, url, expression)
         return self.issues
 
@@ -117,7 +117,7 @@ class Run:
         return html_checks(div)
 
 
-def _profile_urls(resource: dict[str, Any], profiles: Sequence[str]) -> list[tuple[str, str]]:
+def profile_urls(resource: dict[str, Any], profiles: Sequence[str]) -> list[tuple[str, str]]:
     """The profiles asked for, then those the resource claims (``meta.profile``), each once."""
     resource_type = resource["resourceType"]
     urls = {url: resource_type for url in profiles}

@@ -30,9 +30,9 @@ _CALENDAR_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 # Control characters other than tab, CR and LF; and half of a UTF-16 pair on its own, which
 # JSON's \ud800 escapes can carry but no UTF-8 text can. One scan finds either.
 _FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
-# The regex of string and markdown, [ \r\n\t\S]+, refuses only what is refused before it is tried:
-# the empty string, and the form feed and vertical tab among the control characters.
-_CHECKED_BEFORE_REGEX = frozenset({"string", "markdown"})
+# The regex of string and markdown refuses only what ``problem`` refuses before any regex: the
+# empty string, and the form feed and vertical tab among the control characters. It is not kept.
+_ANY_TEXT = r"[ \r\n\t\S]+"
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def primitive_spec(code: str) -> PrimitiveSpec | None:
             max_length = element.get("maxLength")
             for type_entry in element.get("type", []):
                 for extension in type_entry.get("extension", []):
-                    if extension.get("url") == REGEX_EXTENSION:
+                    if extension.get("url") == REGEX_EXTENSION and extension["valueString"] != _ANY_TEXT:
                         regex = re.compile(extension["valueString"], re.ASCII)
     return PrimitiveSpec(code, JSON_KIND.get(code, "string"), regex, max_length, RANGES.get(code))
 
@@ -92,7 +92,7 @@ def problem(spec: PrimitiveSpec, value: Any) -> str | None:
         return f"The {spec.code} contains an unpaired surrogate, which is not a Unicode character"
     if spec.max_length is not None and len(value) > spec.max_length:
         return f"The {spec.code} is longer than {spec.max_length} characters"
-    if spec.regex is not None and spec.code not in _CHECKED_BEFORE_REGEX and not spec.regex.fullmatch(value):
+    if spec.regex is not None and not spec.regex.fullmatch(value):
         return f"'{_shorten(value)}' is not a valid {spec.code}"
     if spec.code in ("date", "dateTime", "instant"):
         return _calendar_problem(value, spec.code)

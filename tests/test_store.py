@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
+import textwrap
 import threading
 from pathlib import Path
 
@@ -10,6 +13,7 @@ import pytest
 
 from fhir_ccm.errors import Conflict
 from fhir_ccm.store import HistoryQuery, NewVersion
+from fhir_ccm.store import sqlite as sqlite_module
 from fhir_ccm.store.sqlite import WAL_CHECKPOINT_PAGES, SQLiteStore
 
 
@@ -153,3 +157,84 @@ def test_concurrent_writers_from_threads_and_connections(database):
     assert stores[0].count("Patient") == 100
     for store in stores:
         store.close()
+
+
+def test_a_writer_waits_for_the_write_lock_and_then_writes(store, database):
+    holder = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.3, holder.execute, ("COMMIT",)).start()
+    write(store, "after-the-other-writer", 1)  # waits for the commit above, then writes
+    assert store.read("Patient", "after-the-other-writer") is not None
+    with store._connection() as own:  # the connection got its busy timeout back
+        assert own.execute("PRAGMA busy_timeout").fetchone()[0] == sqlite_module.BUSY_TIMEOUT_MS
+    holder.close()
+
+
+def test_a_writer_gives_up_after_the_busy_timeout(store, database, monkeypatch):
+    monkeypatch.setattr(sqlite_module, "BUSY_TIMEOUT_MS", 200)
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            write(store, "never", 1)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert store.read("Patient", "never") is None
+    write(store, "now", 1)  # the connection that gave up still works
+
+
+# A greenlet waits for the write lock that another process holds; a second greenlet
+# counts the ticks it gets to run meanwhile. SQLite's own busy handler would sleep
+# inside the call and the worker would run nothing else until the lock came free.
+WAITING_UNDER_GEVENT = textwrap.dedent(
+    """
+    from gevent import monkey
+    monkey.patch_all()
+    import sys, gevent
+    from fhir_ccm.store import NewVersion
+    from fhir_ccm.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(sys.argv[1])
+    waiting = [True]
+    ticks = []
+
+    def tick():
+        while waiting[0]:
+            ticks.append(1)
+            gevent.sleep(0.005)
+
+    def write():
+        with store.atomic():
+            waiting[0] = False
+            store.write(NewVersion("Patient", "waited", 1, store.now(), '{"resourceType":"Patient"}', "PUT"))
+
+    print("ready", flush=True)
+    sys.stdin.readline()  # the lock is taken now
+    ticker = gevent.spawn(tick)
+    gevent.joinall([gevent.spawn(write), ticker])
+    print(len(ticks))
+    """
+)
+
+
+def test_under_gevent_waiting_for_the_write_lock_lets_other_greenlets_run(store, database):
+    child = subprocess.Popen(
+        [sys.executable, "-c", WAITING_UNDER_GEVENT, str(database)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout.readline().strip() == "ready"
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    child.stdin.write("go\n")
+    child.stdin.flush()
+    threading.Event().wait(0.5)  # the child waits for the lock meanwhile
+    holder.execute("COMMIT")
+    holder.close()
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    assert int(out) >= 10  # about one per 5 ms of the wait; 1 if the whole process had blocked
+    assert store.read("Patient", "waited") is not None

@@ -64,6 +64,27 @@ def test_nested_atomic_uses_savepoints(store):
     assert store.read("Patient", "b") is None
 
 
+def test_without_nested_savepoints_nested_writes_share_the_transaction(store):
+    with store.atomic(nested_savepoints=False):
+        with store.atomic():
+            write(store, "a", 1)
+        with store.atomic():
+            write(store, "b", 1)
+    assert store.read("Patient", "a") is not None and store.read("Patient", "b") is not None
+
+
+def test_without_nested_savepoints_a_failed_nested_write_undoes_the_whole_transaction(store):
+    with pytest.raises(RuntimeError, match="undone"), store.atomic(nested_savepoints=False):
+        write(store, "a", 1)
+        with pytest.raises(Conflict), store.atomic():
+            write(store, "b", 1)
+            write(store, "a", 1)  # version 1 of "a" exists: the nested block fails
+        write(store, "c", 1)  # the error was caught, yet nothing of the transaction may stay
+    assert store.history(HistoryQuery()).total == 0
+    write(store, "after", 1)  # the store goes on working
+    assert store.read("Patient", "after") is not None
+
+
 def test_the_versions_of_one_transaction_share_their_instant(store):
     write(store, "before", 1)
     with store.atomic():

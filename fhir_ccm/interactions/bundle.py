@@ -223,7 +223,7 @@ def _transaction(store: Store, context: Context, entries: list[Entry], options: 
             touched[identity] = entry
         results[entry.index] = _response_entry(context, result, entry, options.prefer_return)
 
-    with store.atomic():
+    with store.atomic(nested_savepoints=False):  # any failing entry undoes them all
         for entry in ordered:
             if entry.method == "DELETE":
                 run(entry)

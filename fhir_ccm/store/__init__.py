@@ -75,8 +75,15 @@ class SearchPage:
 
 
 class Store(Protocol):
-    def atomic(self) -> AbstractContextManager[None]:
-        """A write transaction, taken for writing up front; nested calls use savepoints."""
+    def atomic(self, nested_savepoints: bool = True) -> AbstractContextManager[None]:
+        """A write transaction, taken for writing up front; nested calls use savepoints.
+
+        ``nested_savepoints=False`` is for a transaction that any error ends as a
+        whole, as a FHIR transaction Bundle: nested calls then share it without
+        savepoints of their own (each costs a statement journal of every page it
+        changes), and one that fails dooms it: it is undone at the end even if
+        the error was caught. Only the outermost call's choice counts.
+        """
 
     def now(self) -> str:
         """The instant to stamp a write with: never earlier than any stored version.

@@ -195,9 +195,16 @@ class SQLiteStore:
             self._release(connection)
 
     @contextmanager
-    def atomic(self) -> Iterator[None]:
+    def atomic(self, nested_savepoints: bool = True) -> Iterator[None]:
         current = getattr(self._local, "connection", None)
         if current is not None:
+            if not self._local.savepoints:
+                try:
+                    yield
+                except BaseException:
+                    self._local.doomed = True
+                    raise
+                return
             depth = self._local.depth = self._local.depth + 1
             name = f"nested_{depth}"
             current.execute(f"SAVEPOINT {name}")
@@ -217,13 +224,16 @@ class SQLiteStore:
         try:
             _begin_immediate(connection)
             self._local.connection, self._local.depth, self._local.now = connection, 0, None
+            self._local.savepoints, self._local.doomed = nested_savepoints, False
             try:
                 yield
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
-            else:
-                connection.execute("COMMIT")
+            if self._local.doomed:
+                connection.execute("ROLLBACK")
+                raise RuntimeError("A write inside the transaction failed; the whole transaction was undone")
+            connection.execute("COMMIT")
         except sqlite3.Error:
             broken = True
             raise

@@ -391,10 +391,14 @@ def tagged_transaction(code: str, size: int = 20) -> dict:
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
-def tagged_codes(database: Path, table: str) -> Counter[str]:
-    """How many rows of ``table`` (resources or resource_versions) each test transaction left."""
+CURRENT_JSON = "SELECT v.json FROM resources r JOIN resource_versions v ON v.seq = r.seq WHERE v.json LIKE ?"
+EVERY_VERSION_JSON = "SELECT json FROM resource_versions WHERE json LIKE ?"
+
+
+def tagged_codes(database: Path, sql: str) -> Counter[str]:
+    """How many current resources (``CURRENT_JSON``) or versions each test transaction left."""
     found: Counter[str] = Counter()
-    for (text,) in database_rows(database, f"SELECT json FROM {table} WHERE json LIKE ?", f"%{TX_TAG}%"):
+    for (text,) in database_rows(database, sql, f"%{TX_TAG}%"):
         for tag in json.loads(text)["meta"].get("tag", []):
             if tag.get("system") == TX_TAG:
                 found[tag["code"]] += 1
@@ -443,11 +447,11 @@ def test_kill_9_leaves_acknowledged_transactions_whole_and_no_transaction_partia
     try:
         assert database_rows(server.database, "PRAGMA integrity_check") == [("ok",)]
         assert database_rows(server.database, "PRAGMA foreign_key_check") == []
-        stored = tagged_codes(server.database, "resources")
+        stored = tagged_codes(server.database, CURRENT_JSON)
         assert all(stored[code] == size for code in acknowledged), "an acknowledged transaction was lost"
         partial = {code: found for code, found in stored.items() if found != size}
         assert not partial, f"transactions partly stored: {partial}"
-        assert tagged_codes(server.database, "resource_versions") == stored  # one version each, no strays
+        assert tagged_codes(server.database, EVERY_VERSION_JSON) == stored  # one version each, no strays
         with requests.Session() as session:
             for code in list(stored)[:: max(1, len(stored) // 10)]:  # the search indexes agree
                 for resource_type in ("Patient", "Observation"):
@@ -461,7 +465,7 @@ def test_kill_9_leaves_acknowledged_transactions_whole_and_no_transaction_partia
                 restarted.base_url, data=json.dumps(tagged_transaction("after")), headers=HEADERS, timeout=TIMEOUT
             )
             assert after.status_code == 200
-        assert tagged_codes(server.database, "resources")["after"] == size
+        assert tagged_codes(server.database, CURRENT_JSON)["after"] == size
     finally:
         restarted.kill()
         log = drain.close()

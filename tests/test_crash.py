@@ -164,15 +164,14 @@ def check_database(database: Path, acks: list[Ack]) -> None:
         ):
             versions.setdefault((type_, id), []).append(version)
         current = {
-            (type_, id): (version, json_text, seq)
-            for type_, id, version, json_text, seq in connection.execute(
-                "SELECT type, id, version, json, seq FROM resources"
-            )
+            (type_, id): (version, seq)
+            for type_, id, version, seq in connection.execute("SELECT type, id, version, seq FROM resources")
         }
-        newest_json = dict(
-            ((type_, id), json_text)
-            for type_, id, json_text in connection.execute(
-                "SELECT v.type, v.id, v.json FROM resource_versions v JOIN resources r ON r.seq = v.seq"
+        pointed_at = dict(  # the history row each current row points at
+            ((r_type, r_id), (v_type, v_id, v_version))
+            for r_type, r_id, v_type, v_id, v_version in connection.execute(
+                "SELECT r.type, r.id, v.type, v.id, v.version"
+                " FROM resources r JOIN resource_versions v ON v.seq = r.seq"
             )
         )
     finally:
@@ -183,7 +182,7 @@ def check_database(database: Path, acks: list[Ack]) -> None:
     for key, numbers in versions.items():
         assert numbers == list(range(1, len(numbers) + 1)), (key, numbers)
         assert current[key][0] == numbers[-1], (key, current[key][0], numbers)
-        assert newest_json[key] == current[key][1]
+        assert pointed_at[key] == (*key, numbers[-1])
 
     store = SQLiteStore(database)
     try:

@@ -42,7 +42,11 @@ WAL_CHECKPOINT_PAGES = 4000
 # the first to the last, so a writer gets the lock within about a millisecond of its release.
 WRITE_LOCK_WAITS_S = (0.0002, 0.001)
 _VERSION_COLUMNS = "type, id, version, last_updated, deleted, json, method, seq"
-_PREFIXED_COLUMNS = ", ".join(f"r.{column.strip()}" for column in _VERSION_COLUMNS.split(","))
+# The current version of a resource: its row in ``resources`` (aliased r) points at its row in the
+# history, which holds the JSON. The history row is found by its rowid; CROSS JOIN keeps SQLite
+# reading ``resources`` first, where every condition of a read or a search applies.
+_CURRENT_COLUMNS = "r.type, r.id, r.version, r.last_updated, r.deleted, v.json, r.method, r.seq"
+_CURRENT_FROM = "resources r CROSS JOIN resource_versions v ON v.seq = r.seq"
 
 
 def format_instant(moment: datetime) -> str:
@@ -92,7 +96,6 @@ def initialize(path: str | Path) -> None:
                 "last_updated": str,
                 "deleted": int,
                 "method": str,
-                "json": str,
                 "seq": int,
             },
             pk=("type", "id"),
@@ -268,7 +271,7 @@ class SQLiteStore:
     def read(self, resource_type: str, id: str) -> StoredVersion | None:
         with self._connection() as connection:
             row = connection.execute(
-                f"SELECT {_VERSION_COLUMNS} FROM resources WHERE type = ? AND id = ?", (resource_type, id)
+                f"SELECT {_CURRENT_COLUMNS} FROM {_CURRENT_FROM} WHERE r.type = ? AND r.id = ?", (resource_type, id)
             ).fetchone()
         return _row_to_version(row) if row else None
 
@@ -349,7 +352,9 @@ class SQLiteStore:
             else:
                 matches = builder.matches(query)
                 offset = 0
-                with_resources = matches.sql.replace("SELECT r.type, r.id", f"SELECT {_PREFIXED_COLUMNS}", 1)
+                with_resources = matches.sql.replace(
+                    "SELECT r.type, r.id FROM resources r", f"SELECT {_CURRENT_COLUMNS} FROM {_CURRENT_FROM}", 1
+                )
                 first = connection.execute(with_resources + " LIMIT ?", [*matches.args, query.count + 1]).fetchall()
                 found = [_row_to_version(row) for row in first[: query.count]]
                 total = None if first_page_only else len(first)
@@ -371,8 +376,8 @@ class SQLiteStore:
             chunk = keys[start : start + 400]
             values = ", ".join("(?, ?)" for _ in chunk)
             rows = connection.execute(
-                f"SELECT {_VERSION_COLUMNS} FROM resources WHERE deleted = 0"
-                f" AND (type, id) IN (SELECT column1, column2 FROM (VALUES {values}))",
+                f"SELECT {_CURRENT_COLUMNS} FROM {_CURRENT_FROM} WHERE r.deleted = 0"
+                f" AND (r.type, r.id) IN (SELECT column1, column2 FROM (VALUES {values}))",
                 [part for key in chunk for part in key],
             ).fetchall()
             for row in rows:
@@ -465,13 +470,13 @@ class SQLiteStore:
         return int(row[0])
 
     def iter_current(self, resource_type: str | None = None) -> Iterator[StoredVersion]:
-        sql = f"SELECT {_VERSION_COLUMNS} FROM resources WHERE deleted = 0"
+        sql = f"SELECT {_CURRENT_COLUMNS} FROM {_CURRENT_FROM} WHERE r.deleted = 0"
         params: tuple = ()
         if resource_type is not None:
-            sql += " AND type = ?"
+            sql += " AND r.type = ?"
             params = (resource_type,)
         with self._connection() as connection:
-            rows = connection.execute(sql + " ORDER BY type, id", params).fetchall()
+            rows = connection.execute(sql + " ORDER BY r.type, r.id", params).fetchall()
         for row in rows:
             yield _row_to_version(row)
 
@@ -485,7 +490,7 @@ class SQLiteStore:
             with self.atomic():
                 return self.write(version)
         deleted = int(version.json is None)
-        # The same columns go to the history and to the current row (which also keeps its seq).
+        # The history row holds the JSON; the current row the same columns but the JSON, and its seq.
         row = (
             version.resource_type,
             version.id,
@@ -508,9 +513,9 @@ class SQLiteStore:
         seq = cursor.lastrowid
         replace_rows(connection, version.resource_type, version.id, version.index, new=version.version == 1)
         connection.execute(
-            "INSERT OR REPLACE INTO resources (type, id, version, last_updated, deleted, method, json, seq)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (*row, seq),
+            "INSERT OR REPLACE INTO resources (type, id, version, last_updated, deleted, method, seq)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (*row[:6], seq),
         )
         return StoredVersion(
             resource_type=version.resource_type,

@@ -346,20 +346,32 @@ def _rewrite(value: Any, replace_reference: Callable[[str], str], mapping: dict[
     if isinstance(value, dict):
         result: dict[str, Any] | None = None
         for key, child in value.items():
-            if key == "reference" and isinstance(child, str):
-                new = replace_reference(child)
-            elif key == "div" and isinstance(child, str):
-                new = _rewrite_narrative(child, mapping)
-            else:
+            if isinstance(child, str):
+                if key == "reference":
+                    new = replace_reference(child)
+                elif key == "div":
+                    new = _rewrite_narrative(child, mapping)
+                else:
+                    continue
+            elif isinstance(child, (dict, list)):
                 new = _rewrite(child, replace_reference, mapping)
+            else:
+                continue
             if new is not child:
                 if result is None:
                     result = dict(value)
                 result[key] = new
         return value if result is None else result
     if isinstance(value, list):
-        items = [_rewrite(item, replace_reference, mapping) for item in value]
-        return value if all(new is old for new, old in zip(items, value, strict=True)) else items
+        changed: list[Any] | None = None
+        for index, item in enumerate(value):
+            if isinstance(item, (dict, list)):
+                new = _rewrite(item, replace_reference, mapping)
+                if new is not item:
+                    if changed is None:
+                        changed = list(value)
+                    changed[index] = new
+        return value if changed is None else changed
     return value
 
 

@@ -153,7 +153,8 @@ def _begin_immediate(connection: sqlite3.Connection) -> None:
                 connection.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as error:
-                if error.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                busy = error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY  # also SQLITE_BUSY_RECOVERY...
+                if not busy or time.monotonic() >= deadline:
                     raise
             time.sleep(wait)
             wait = min(wait * 2, longest)

@@ -156,6 +156,17 @@ class NotSupported(FhirError):
     issue_code = "not-supported"
 
 
+class Busy(FhirError):
+    "The database stayed locked by other writes longer than a request may wait (503): try again later."
+
+    status = 503
+    issue_code = "lock-error"
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.headers["Retry-After"] = str(retry_after_s)
+
+
 def operation_outcome(issues: Iterable[Issue]) -> dict[str, Any]:
     return {"resourceType": "OperationOutcome", "issue": [issue.to_fhir() for issue in issues]}
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from decimal import Decimal
 
 import pytest
 from lxml import etree
 
 from fhir_ccm.formats.json_format import parse_json
+from fhir_ccm.store import sqlite as sqlite_module
 
 FHIR_JSON = "application/fhir+json"
 FHIR_XML = "application/fhir+xml"
@@ -606,3 +608,21 @@ def test_history_at_gives_the_versions_current_then(client, store):
     assert whole_day["total"] == 2
     assert client.get("/fhir/Patient/p1/_history?_at=2001").get_json()["total"] == 0
     assert client.get("/fhir/_history?_at=someday").status_code == 400
+
+
+def test_a_write_that_cannot_get_the_lock_in_time_answers_503_with_retry_after(client, database, monkeypatch):
+    monkeypatch.setattr(sqlite_module, "BUSY_TIMEOUT_MS", 200)
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer keeps the lock
+    try:
+        response = post(client, "Patient", PATIENT)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    outcome = response.get_json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["code"] == "lock-error"
+    assert client.get("/fhir/Patient?_summary=count").get_json()["total"] == 0
+    assert post(client, "Patient", PATIENT).status_code == 201  # and the next write goes through

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fhir_ccm.errors import Conflict
+from fhir_ccm.errors import Busy, Conflict
 from fhir_ccm.store import HistoryQuery, NewVersion
 from fhir_ccm.store import sqlite as sqlite_module
 from fhir_ccm.store.sqlite import WAL_CHECKPOINT_PAGES, SQLiteStore
@@ -196,8 +196,9 @@ def test_a_writer_gives_up_after_the_busy_timeout(store, database, monkeypatch):
     holder = sqlite3.connect(database, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
-        with pytest.raises(sqlite3.OperationalError, match="locked"):
+        with pytest.raises(Busy) as busy:
             write(store, "never", 1)
+        assert busy.value.status == 503 and busy.value.headers["Retry-After"] == "1"
     finally:
         holder.execute("ROLLBACK")
         holder.close()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from fhir_ccm.errors import Conflict, Gone
+from fhir_ccm.errors import Busy, Conflict, Gone
 from fhir_ccm.search.parse import Include, SearchQuery
 from fhir_ccm.search.rows import IndexRow
 from fhir_ccm.search.sql import Fragment, SqlBuilder
@@ -142,7 +142,8 @@ def _begin_immediate(connection: sqlite3.Connection) -> None:
     other request it holds: with two workers writing, each spent much of its
     time blocked on the other's commits while the machine had CPU to spare.
     ``time.sleep`` is gevent's in a gevent worker, so the wait lets the worker's
-    other requests run; elsewhere it blocks only the waiting thread.
+    other requests run; elsewhere it blocks only the waiting thread. A lock still
+    held after ``BUSY_TIMEOUT_MS`` answers 503 with ``Retry-After``.
     """
     connection.execute("PRAGMA busy_timeout=0")
     try:
@@ -153,9 +154,10 @@ def _begin_immediate(connection: sqlite3.Connection) -> None:
                 connection.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as error:
-                busy = error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY  # also SQLITE_BUSY_RECOVERY...
-                if not busy or time.monotonic() >= deadline:
+                if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:  # SQLITE_BUSY_RECOVERY... too
                     raise
+                if time.monotonic() >= deadline:
+                    raise Busy("The database is busy with other writes; try again") from error
             time.sleep(wait)
             wait = min(wait * 2, longest)
     finally:

@@ -200,7 +200,7 @@ def _transaction(store: Store, context: Context, entries: list[Entry], options: 
     planned: list[Entry] = []
     references_known: set[int] = set()  # entries whose every reference is known once rewritten
     for entry in entries:
-        rewritten, known = _rewritten_knowing(entry, mapping)
+        rewritten, known = _rewritten(entry, mapping)
         planned.append(rewritten)
         if known:
             references_known.add(entry.index)
@@ -212,7 +212,7 @@ def _transaction(store: Store, context: Context, entries: list[Entry], options: 
     def run(entry: Entry) -> None:
         try:
             if entry.index not in prepared:
-                entry = _resolve_references(store, context, _rewritten(entry, mapping))
+                entry = _resolve_references(store, context, _rewritten(entry, mapping)[0])
             result = _run(store, context, entry, mapping, options, prepared.get(entry.index))
         except FhirError as error:
             raise _naming(error, entry) from None
@@ -389,13 +389,9 @@ def _rewrite_narrative(div: str, mapping: dict[str, str]) -> str:
     return _QUOTED_TEMPORARY.sub(lambda m: f"{m.group(1)}{mapping.get(m.group(2), m.group(2))}{m.group(1)}", div)
 
 
-def _rewritten(entry: Entry, mapping: dict[str, str]) -> Entry:
-    """The entry with references to known fullUrls replaced by ``Type/id``."""
-    return _rewritten_knowing(entry, mapping)[0]
-
-
-def _rewritten_knowing(entry: Entry, mapping: dict[str, str]) -> tuple[Entry, bool]:
-    """``_rewritten``, and whether every reference it holds is known now (none is temporary or conditional).
+def _rewritten(entry: Entry, mapping: dict[str, str]) -> tuple[Entry, bool]:
+    """The entry with references to known fullUrls replaced by ``Type/id``, and whether every
+    reference it holds is known now (none is temporary or conditional).
 
     One walk does both: a second walk over every resource for its references
     was about a twentieth of a large transaction's time.

@@ -48,3 +48,27 @@ def test_parse_resource_needs_an_object_with_resource_type():
         parse_resource(b"[]")
     with pytest.raises(Invalid):
         parse_resource(b'{"id":"x"}')
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"big":123456789012345678901234567890,"d":2.50}',  # beyond 64 bits
+        '{"half":"\\ud800","d":2.50}',  # half of a surrogate pair, as JSON can escape it
+    ],
+    ids=["integer-beyond-64-bits", "lone-surrogate"],
+)
+def test_values_the_fast_encoder_refuses_are_still_written(text):
+    value = parse_json(text)
+    assert parse_json(dump_json(value)) == value
+    assert parse_json(dump_json(value, pretty=True)) == value
+    assert parse_json(canonical_json(value)) == value
+
+
+def test_pretty_json_is_indented_by_two_and_keeps_precision():
+    assert dump_json({"a": [Decimal("2.50")], "b": {}}, pretty=True) == '{\n  "a": [\n    2.50\n  ],\n  "b": {}\n}'
+
+
+def test_a_value_that_is_no_json_is_refused():
+    with pytest.raises(TypeError):
+        dump_json({"a": object()})

@@ -2,6 +2,12 @@
 
 Decimals are read as ``decimal.Decimal`` and written back from it, so ``2.50``
 stays ``2.50``: the stored JSON is the master copy and must not lose precision.
+
+Writing goes through orjson, about ten times faster than simplejson's encoder: a
+1,000-entry transaction serializes every resource it stores. A Decimal is
+written as its own digits (an ``orjson.Fragment``). The few values orjson does
+not write (an integer beyond 64 bits, a string holding half of a surrogate
+pair) fall back to simplejson, which writes any value the parser can produce.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import simplejson
 
 from fhir_ccm.errors import Invalid
@@ -77,10 +84,25 @@ def parse_resource(body: bytes | str) -> dict[str, Any]:
     return value
 
 
+def _fragment(value: Any) -> orjson.Fragment:
+    if isinstance(value, Decimal):
+        return orjson.Fragment(str(value))
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _encode(value: Any, options: int, fallback: simplejson.JSONEncoder) -> str:
+    try:
+        return orjson.dumps(value, default=_fragment, option=options).decode("utf-8")
+    except orjson.JSONEncodeError:
+        return fallback.encode(value)
+
+
 def dump_json(value: Any, pretty: bool = False) -> str:
-    return (_pretty if pretty else _compact).encode(value)
+    if pretty:
+        return _encode(value, orjson.OPT_INDENT_2, _pretty)
+    return _encode(value, 0, _compact)
 
 
 def canonical_json(value: Any) -> str:
     """Key-sorted JSON, to compare two resources' content."""
-    return _canonical.encode(value)
+    return _encode(value, orjson.OPT_SORT_KEYS, _canonical)

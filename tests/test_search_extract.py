@@ -224,6 +224,29 @@ def test_rows_are_the_same_through_fhirpathpy(resource: dict[str, Any], monkeypa
     assert extract_rows(resource) == expected
 
 
+@pytest.mark.parametrize(
+    "resource",
+    [load(path) for path in EXAMPLE_FILES] + SYNTHETIC,
+    ids=[path.stem for path in EXAMPLE_FILES] + [f"synthetic-{i}" for i in range(len(SYNTHETIC))],
+)
+def test_skipping_parameters_by_top_level_names_loses_no_row(resource: dict[str, Any]) -> None:
+    every_parameter = [
+        row for param in parameters_for(resource["resourceType"]).values() for row in extract.rows_for(param, resource)
+    ]
+    assert extract_rows(resource) == list(dict.fromkeys(every_parameter))
+
+
+def test_top_level_names_a_parameter_needs() -> None:
+    assert fp.compiled("MedicationStatement.effective", "MedicationStatement").first_keys == {
+        "effectiveDateTime",
+        "effectivePeriod",
+    }
+    assert fp.compiled("Resource.meta.profile", "CarePlan").first_keys == {"meta"}
+    # a value whatever the resource holds: deceased is false when absent
+    assert fp.compiled("Patient.deceased.exists() and Patient.deceased != false", "Patient").first_keys is None
+    assert fp.compiled("Patient.extension('http://x').value", "Patient").first_keys is None
+
+
 def test_every_r4_term_is_hand_path_or_compiles_with_fhirpathpy() -> None:
     terms = hand = 0
     for resource_type in sorted(resource_types()):

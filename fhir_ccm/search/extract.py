@@ -30,7 +30,7 @@ from typing import Any
 
 from fhir_ccm.definitions import search_parameters
 from fhir_ccm.definitions.elements import Property, known_types
-from fhir_ccm.search.fhirpath import evaluate_items, parse_reference
+from fhir_ccm.search.fhirpath import compiled, evaluate_items, parse_reference
 from fhir_ccm.search.parameters import SearchParam, component_parameter, parameters_for
 from fhir_ccm.search.rows import (
     DATE_MAX,
@@ -65,7 +65,9 @@ def extract_rows(resource: dict[str, Any]) -> list[IndexRow]:
     if not isinstance(resource_type, str):
         return []
     rows: list[IndexRow] = []
-    for param, converter in _plan(resource_type):
+    for param, converter, needs in _plan(resource_type):
+        if needs is not None and needs.isdisjoint(resource):
+            continue
         try:
             _collect(param, resource, converter, rows)
         except Exception:  # a value shape no rule foresaw: skip it, keep the rest
@@ -84,8 +86,23 @@ def rows_for(param: SearchParam, resource: dict[str, Any]) -> list[IndexRow]:
 
 
 @cache
-def _plan(resource_type: str) -> tuple[tuple[SearchParam, _Converter | None], ...]:
-    return tuple((param, _converter_for(param)) for param in parameters_for(resource_type).values())
+def _plan(resource_type: str) -> tuple[tuple[SearchParam, _Converter | None, frozenset[str] | None], ...]:
+    """Each parameter of the type with its converter and the top-level names it needs (None: unknown)."""
+    return tuple(
+        (param, _converter_for(param), _needs(param, resource_type)) for param in parameters_for(resource_type).values()
+    )
+
+
+def _needs(param: SearchParam, resource_type: str) -> frozenset[str] | None:
+    """The JSON names at the top of a resource one of which ``param`` needs to yield any row.
+
+    A type has dozens of parameters and a resource feeds a handful; checking the top-level
+    names skips the rest without evaluating them.
+    """
+    if param.type == "composite":
+        return None
+    expression = compiled(param.expression, resource_type)
+    return None if expression is None else expression.first_keys
 
 
 def _converter_for(param: SearchParam) -> _Converter | None:

@@ -82,6 +82,11 @@ def result_nodes(expression: str) -> frozenset[str] | None:
     return None if compiled is None else compiled.nodes
 
 
+def compiled(expression: str, resource_type: str) -> Compiled | None:
+    """``expression`` hand-compiled for resources of ``resource_type``; None when it is evaluated otherwise."""
+    return _hand(expression, None, resource_type if "%" in expression else None)
+
+
 def evaluate_items(expression: str, resource: dict[str, Any], context: Item | None = None) -> list[Item]:
     """The items of ``expression`` on ``resource``, relative to ``context`` when given."""
     resource_type = resource.get("resourceType")
@@ -197,10 +202,20 @@ def _string_literal(token: str) -> str:
 
 
 class _Term:
-    __slots__ = ("start", "steps", "post", "positions")
+    """``first_keys``: the JSON names at the top of a resource one of which the term needs (None: unknown)."""
 
-    def __init__(self, start: _Start, steps: list[_Step], positions: set[_Position], post: _Post | None = None) -> None:
+    __slots__ = ("start", "steps", "post", "positions", "first_keys")
+
+    def __init__(
+        self,
+        start: _Start,
+        steps: list[_Step],
+        positions: set[_Position],
+        post: _Post | None = None,
+        first_keys: frozenset[str] | None = None,
+    ) -> None:
         self.start, self.steps, self.positions, self.post = start, steps, positions, post
+        self.first_keys = first_keys
 
     def run(self, resource: dict[str, Any], context: Item | None) -> list[Item]:
         items = self.start(resource, context)
@@ -218,6 +233,19 @@ class Compiled:
 
     def __init__(self, terms: Sequence[_Term]) -> None:
         self.terms = tuple(terms)
+
+    @property
+    def first_keys(self) -> frozenset[str] | None:
+        """The JSON names at the top of a resource one of which must be there for any value (None: unknown).
+
+        Most of a type's search parameters find nothing in a given resource; this lets a caller skip them.
+        """
+        keys: set[str] = set()
+        for term in self.terms:
+            if term.first_keys is None:
+                return None
+            keys |= term.first_keys
+        return frozenset(keys)
 
     @property
     def nodes(self) -> frozenset[str]:
@@ -283,6 +311,7 @@ class _Parser:
         self.index = 0
         self.context = context
         self.resource_type = resource_type
+        self.first_keys: frozenset[str] | None = None  # the JSON names the first child step looks up
 
     # tokens
     def peek(self, ahead: int = 0) -> str | None:
@@ -318,7 +347,7 @@ class _Parser:
         start, positions, steps = self.expression()
         if self.peek() is not None:
             raise Unsupported(f"unexpected {self.peek()!r}")
-        return _Term(start, steps, positions)
+        return _Term(start, steps, positions, first_keys=None if start is _start_context else self.first_keys)
 
     def expression(self) -> tuple[_Start, set[_Position], list[_Step]]:
         start, positions, steps = self.primary()
@@ -386,6 +415,8 @@ class _Parser:
                     result.add((type_code, None if type_code == "Resource" else child_node))
         if not table:
             raise Unsupported(f"unknown element {name}")
+        if not steps:
+            self.first_keys = frozenset(child[0] for children in table.values() for child in children)
         steps.append(_child_step(table))
         return result
 

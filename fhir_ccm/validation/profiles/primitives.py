@@ -26,7 +26,6 @@ JSON_KIND = {"boolean": "boolean", "integer": "integer", "positiveInt": "integer
 JSON_KIND["decimal"] = "decimal"
 # The id of a resource is an ``id``, though R4 types Resource.id as System.String.
 ID_PATTERN = re.compile(r"[A-Za-z0-9\-\.]{1,64}")
-_CALENDAR_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 # Control characters other than tab, CR and LF; and half of a UTF-16 pair on its own, which
 # JSON's \ud800 escapes can carry but no UTF-8 text can. One scan finds either.
 _FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
@@ -65,14 +64,15 @@ def primitive_spec(code: str) -> PrimitiveSpec | None:
 def problem(spec: PrimitiveSpec, value: Any) -> str | None:
     """Why ``value`` is not a valid ``spec`` value in FHIR JSON, or None."""
     kind = spec.json_kind
-    a = "An" if spec.code[0] in "aeiou" else "A"
+    if kind == "string" and type(value) is str:
+        return _text_problem(spec, value)
     if kind == "boolean":
-        return None if isinstance(value, bool) else f"{a} {spec.code} must be a JSON true or false"
+        return None if isinstance(value, bool) else f"{_a(spec.code)} must be a JSON true or false"
     if isinstance(value, bool) or (kind != "string" and not isinstance(value, (int, Decimal, float))):
-        return f"{a} {spec.code} must be a JSON {'number' if kind != 'string' else 'string'}"
+        return f"{_a(spec.code)} must be a JSON {'number' if kind != 'string' else 'string'}"
     if kind == "integer":
         if not isinstance(value, int):
-            return f"{a} {spec.code} must be a whole number, written without a decimal point"
+            return f"{_a(spec.code)} must be a whole number, written without a decimal point"
         low, high = spec.value_range or INT32
         if not low <= int(value) <= high:
             return f"The {spec.code} {value} is out of range ({low} to {high})"
@@ -81,15 +81,19 @@ def problem(spec: PrimitiveSpec, value: Any) -> str | None:
         if isinstance(value, Decimal) and not value.is_finite():
             return "A decimal must be a finite number"
         return None
-    if not isinstance(value, str):
-        return f"{a} {spec.code} must be a JSON string"
+    return f"{_a(spec.code)} must be a JSON string"
+
+
+def _text_problem(spec: PrimitiveSpec, value: str) -> str | None:
     if value == "":
         return "A primitive value must not be an empty string"
-    forbidden = _FORBIDDEN.search(value)
-    if forbidden is not None:
-        if forbidden.group() < "\ud800":
-            return f"The {spec.code} contains control characters"
-        return f"The {spec.code} contains an unpaired surrogate, which is not a Unicode character"
+    # Printable ASCII, as most values are, holds no control character and no surrogate: no scan needed.
+    if not (value.isascii() and value.isprintable()):
+        forbidden = _FORBIDDEN.search(value)
+        if forbidden is not None:
+            if forbidden.group() < "\ud800":
+                return f"The {spec.code} contains control characters"
+            return f"The {spec.code} contains an unpaired surrogate, which is not a Unicode character"
     if spec.max_length is not None and len(value) > spec.max_length:
         return f"The {spec.code} is longer than {spec.max_length} characters"
     if spec.regex is not None and not spec.regex.fullmatch(value):
@@ -99,11 +103,16 @@ def problem(spec: PrimitiveSpec, value: Any) -> str | None:
     return None
 
 
+def _a(code: str) -> str:
+    """``A code``, ``An instant``."""
+    return f"{'An' if code[0] in 'aeiou' else 'A'} {code}"
+
+
 def _calendar_problem(value: str, code: str) -> str | None:
-    match = _CALENDAR_DATE.match(value)
-    if match:
+    """The regex allows day 31 of every month; a value it accepted starts ``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD``."""
+    if len(value) >= 10:
         try:
-            date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
+            date.fromisoformat(value[:10])
         except ValueError:
             return f"'{value}' is not a valid {code}: there is no such day"
     return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -61,10 +62,32 @@ def connections_held(pid: int, inodes: set[str]) -> int:
     return held
 
 
+def wait_until_every_worker_accepts(port: int, workers: list[int], timeout: float = 60) -> None:
+    """Each worker loads the app after it forks; the server answers as soon as one of them has.
+
+    Connections opened while the other is still loading can only go to the first, so
+    this opens connections one by one until each worker has held one.
+    """
+    seen: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while seen != set(workers):
+        assert time.monotonic() < deadline, f"workers {sorted(set(workers) - seen)} never took a connection"
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            connection.request("GET", "/fhir/metadata?_summary=true")
+            connection.getresponse().read()
+            inodes = established_inodes(port)
+            seen.update(pid for pid in workers if connections_held(pid, inodes))
+        finally:
+            connection.close()
+        time.sleep(0.05)
+
+
 def test_connections_opened_together_are_spread_over_the_workers(live_server: LiveServer) -> None:
     assert live_server.process is not None
     workers = workers_of(live_server.process.pid)
     assert len(workers) == live_server.workers == 2
+    wait_until_every_worker_accepts(live_server.port, workers)
     connections = [http.client.HTTPConnection("127.0.0.1", live_server.port, timeout=10) for _ in range(CONNECTIONS)]
     try:
         for connection in connections:

@@ -156,8 +156,8 @@ def _handler() -> Callable[..., Response] | None:
 def negotiate() -> None:
     """Settle the response format before any interaction runs, so a bad one writes nothing."""
     accept = request.headers.get("Accept")
-    if not request.args and accept in PLAIN_ACCEPT and "Prefer" not in request.headers:
-        g.fhir_format, g.prefer = DEFAULT_FORMAT, {}  # the common case: nothing to negotiate
+    if accept in PLAIN_ACCEPT and "Prefer" not in request.headers and FORMAT_PARAMETERS.isdisjoint(request.args):
+        g.fhir_format, g.prefer = DEFAULT_FORMAT, {}  # the common case, searches too: nothing to negotiate
         return
     media = g.fhir_format = media_format(request.args, accept)  # errors below are answered in this format
     g.fhir_format = response_format(request.args, accept, media)

@@ -21,45 +21,53 @@ from fhir_ccm.coordination.conflicts import Conflict, Finding, Rule
 from fhir_ccm.coordination.medications import Position
 
 
-def _both_active(a: Position, b: Position) -> bool:
-    return a.active and b.active
+class Pair:
+    """Two positions, with what several rules ask of both worked out once."""
+
+    __slots__ = ("a", "b", "both_active", "disjoint", "_ingredient_pairs")
+
+    def __init__(self, a: Position, b: Position) -> None:
+        self.a, self.b = a, b
+        self.both_active = a.active and b.active
+        self.disjoint = not set(a.first.ingredients) & set(b.first.ingredients)
+        self._ingredient_pairs: list[tuple[tuple[str, str], tuple[str, str]]] | None = None
+
+    @property
+    def ingredient_pairs(self) -> list[tuple[tuple[str, str], tuple[str, str]]]:
+        """Every (id, name) of one position's ingredients with every one of the other's, sorted."""
+        if self._ingredient_pairs is None:
+            first = zip(self.a.first.ingredients, self.a.first.ingredient_names, strict=True)
+            second = zip(self.b.first.ingredients, self.b.first.ingredient_names, strict=True)
+            self._ingredient_pairs = sorted(product(first, second))
+        return self._ingredient_pairs
 
 
-def _disjoint(a: Position, b: Position) -> bool:
-    return not set(a.first.ingredients) & set(b.first.ingredients)
-
-
-def _ingredient_pairs(a: Position, b: Position) -> list[tuple[tuple[str, str], tuple[str, str]]]:
-    first = zip(a.first.ingredients, a.first.ingredient_names, strict=True)
-    second = zip(b.first.ingredients, b.first.ingredient_names, strict=True)
-    return sorted(product(first, second))
-
-
-def listed_pair(a: Position, b: Position) -> Finding | None:
+def listed_pair(pair: Pair) -> Finding | None:
     """M5b: a pair the drug table lists as not to be combined (e.g. ACE inhibitor + ARB)."""
-    if not (_both_active(a, b) and _disjoint(a, b)):
+    if not (pair.both_active and pair.disjoint):
         return None
-    for (x, x_name), (y, y_name) in _ingredient_pairs(a, b):
+    for (x, x_name), (y, y_name) in pair.ingredient_pairs:
         reason = knowledge.listed_pair(x, y)
         if reason:
             return Finding(f"{x_name} and {y_name} should not be combined ({reason})")
     return None
 
 
-def same_class(a: Position, b: Position) -> Finding | None:
+def same_class(pair: Pair) -> Finding | None:
     """M5: different ingredients of one therapeutic class (ATC 4th level)."""
-    if not (_both_active(a, b) and _disjoint(a, b)):
+    if not (pair.both_active and pair.disjoint):
         return None
-    for (x, x_name), (y, y_name) in _ingredient_pairs(a, b):
+    for (x, x_name), (y, y_name) in pair.ingredient_pairs:
         shared = knowledge.same_class(x, y)
         if shared:
             return Finding(f"{x_name} and {y_name} are both {shared}")
     return None
 
 
-def same_generic(a: Position, b: Position) -> Finding | None:
+def same_generic(pair: Pair) -> Finding | None:
     """M4: the same ingredient(s) by another route or in another form (or in two products)."""
-    if not _both_active(a, b) or _disjoint(a, b):
+    a, b = pair.a, pair.b
+    if not pair.both_active or pair.disjoint:
         return None
     if a.first.ingredients != b.first.ingredients:
         shared = sorted(set(a.first.ingredient_names) & set(b.first.ingredient_names))
@@ -72,19 +80,20 @@ def same_generic(a: Position, b: Position) -> Finding | None:
     return None
 
 
-def daily_dose_differs(a: Position, b: Position) -> Finding | None:
+def daily_dose_differs(pair: Pair) -> Finding | None:
     """M2: both active, total daily dose differs."""
-    first, second = a.first.daily, b.first.daily
-    if a.entry != b.entry or not _both_active(a, b) or not first or not second:
+    first, second = pair.a.first.daily, pair.b.first.daily
+    if pair.a.entry != pair.b.entry or not pair.both_active or not first or not second:
         return None
     comparable = {(ing, unit) for ing, _, _, unit in first} == {(ing, unit) for ing, _, _, unit in second}
     return Finding("the total daily dose differs") if comparable and first != second else None
 
 
-def interval_differs(a: Position, b: Position) -> Finding | None:
+def interval_differs(pair: Pair) -> Finding | None:
     """M3: both active, same total daily dose, another dosing interval."""
+    a, b = pair.a, pair.b
     first, second = a.first.regimen.per_day, b.first.regimen.per_day
-    if a.entry != b.entry or not _both_active(a, b) or not a.first.daily or a.first.daily != b.first.daily:
+    if a.entry != b.entry or not pair.both_active or not a.first.daily or a.first.daily != b.first.daily:
         return None
     return (
         Finding("the same daily dose is taken at a different interval")
@@ -93,14 +102,14 @@ def interval_differs(a: Position, b: Position) -> Finding | None:
     )
 
 
-def status_differs(a: Position, b: Position) -> Finding | None:
+def status_differs(pair: Pair) -> Finding | None:
     """M6: one source says it is taken, the other that it was stopped, completed or not taken."""
-    if a.entry != b.entry or {a.first.activity, b.first.activity} != {"active", "inactive"}:
+    if pair.a.entry != pair.b.entry or {pair.a.first.activity, pair.b.first.activity} != {"active", "inactive"}:
         return None
     return Finding("one source lists it as active, another as no longer taken")
 
 
-RULES: tuple[tuple[Rule, Callable[[Position, Position], Finding | None]], ...] = (
+RULES: tuple[tuple[Rule, Callable[[Pair], Finding | None]], ...] = (
     (Rule("M5b", "duplicate-therapy", "DUPTHPY", "high"), listed_pair),
     (Rule("M5", "duplicate-therapy", "DUPTHPCLS", "moderate"), same_class),
     (Rule("M4", "duplicate-therapy", "DUPTHPGEN", "moderate"), same_generic),
@@ -119,8 +128,9 @@ def medication_conflicts(positions: list[Position]) -> list[Conflict]:
     found = []
     verified = [p for p in positions if p.first.verified]
     for a, b in combinations(verified, 2):
+        pair = Pair(a, b)
         for rule, detect in RULES:
-            finding = detect(a, b)
+            finding = detect(pair)
             if finding:
                 statements = [(use.source, use.says()) for use in (*a.uses, *b.uses)]
                 found.append(Conflict.of(rule, finding, subject(a, b), statements))

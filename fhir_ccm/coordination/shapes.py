@@ -160,10 +160,13 @@ _KINDS: dict[str, tuple[type, ...]] = {OBJECT: (dict,), STRING: (str,), SCALAR: 
 def check_shape(resource: dict[str, Any]) -> None:
     """Raise ``InvalidSource`` at the first element of ``resource`` the engine could not read.
 
-    A quick walk tells whether every shape holds; only a failing one is walked
-    again to name where it fails (building those names for every element costs
-    more than the rest of a reconciliation).
+    One walk over the shapes of the type, merged into a tree, tells whether every
+    shape holds; only when one does not are the paths walked one by one, to name
+    where it fails (building those names for every element costs more than the
+    rest of a reconciliation).
     """
+    if _tree_holds(resource, _tree(resource["resourceType"])):
+        return
     for path, kind in (*_COMMON, *SHAPES.get(resource["resourceType"], ())):
         steps = _steps(path)
         if _holds(resource, steps, _KINDS[kind]):
@@ -171,6 +174,48 @@ def check_shape(resource: dict[str, Any]) -> None:
         problem = _first_problem(resource, path.split("."), kind)
         if problem:
             raise InvalidSource(f"{resource['resourceType']}/{resource['id']}: {problem}")
+
+
+class _Node:
+    """Where paths meet: the kinds the values here must have, and the steps below."""
+
+    __slots__ = ("kinds", "children")
+
+    def __init__(self) -> None:
+        self.kinds: list[tuple[type, ...]] = []
+        self.children: dict[tuple[str, bool], _Node] = {}
+
+
+@functools.cache
+def _tree(resource_type: str) -> dict[tuple[str, bool], _Node]:
+    """The shapes of ``resource_type`` merged by their common steps: ``(name, is array) -> node``."""
+    root: dict[tuple[str, bool], _Node] = {}
+    for path, kind in (*_COMMON, *SHAPES.get(resource_type, ())):
+        level = root
+        steps = _steps(path)
+        for index, step in enumerate(steps):
+            node = level.setdefault(step, _Node())
+            if index == len(steps) - 1:
+                node.kinds.append(_KINDS[kind])
+            level = node.children
+    return root
+
+
+def _tree_holds(value: dict[str, Any], tree: dict[tuple[str, bool], _Node]) -> bool:
+    """Whether every path of ``tree`` holds in ``value``: the walk of ``_holds``, each step taken once."""
+    for (name, many), node in tree.items():
+        item = value.get(name)
+        if item is None:
+            continue
+        if many and not isinstance(item, list):
+            return False
+        for element in item if many else (item,):
+            for kinds in node.kinds:
+                if not isinstance(element, kinds):
+                    return False
+            if node.children and (not isinstance(element, dict) or not _tree_holds(element, node.children)):
+                return False
+    return True
 
 
 @functools.cache

@@ -212,6 +212,7 @@ def _transaction(store: Store, context: Context, entries: list[Entry], options: 
     def run(entry: Entry) -> None:
         try:
             if entry.index not in prepared:
+                # rewritten again: the mapping now also holds the targets of conditional entries
                 entry = _resolve_references(store, context, _rewritten(entry, mapping)[0])
             result = _run(store, context, entry, mapping, options, prepared.get(entry.index))
         except FhirError as error:

@@ -107,6 +107,17 @@ def test_sources_about_different_patients_are_422(loaded):
     assert response.get_json()["resourceType"] == "OperationOutcome"
 
 
+def test_a_source_the_engine_cannot_read_is_4xx_naming_the_element(loaded):
+    statement = json.loads(next((EXAMPLES / "maria-garcia").glob("MedicationStatement-*.json")).read_text())
+    statement["dosage"] = [{"route": "by mouth"}]
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": statement}]}
+    response = loaded.post("/fhir/$reconcile", json=bundle)
+    assert 400 <= response.status_code < 500
+    outcome = response.get_json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert "dosage[0].route must be an object" in json.dumps(outcome)
+
+
 def test_reconcile_command(database):
     run = [sys.executable, "-m", "fhir_ccm"]
     subprocess.run(

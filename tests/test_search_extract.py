@@ -14,6 +14,7 @@ from fhir_ccm.definitions import resource_types
 from fhir_ccm.formats.json_format import parse_json
 from fhir_ccm.search import extract
 from fhir_ccm.search import fhirpath as fp
+from fhir_ccm.search.coverage import stored_codes, subtract_narrower
 from fhir_ccm.search.extract import date_range, extract_rows, normalize, rows_for
 from fhir_ccm.search.parameters import parameters_for, split_union
 from fhir_ccm.search.rows import (
@@ -230,10 +231,60 @@ def test_rows_are_the_same_through_fhirpathpy(resource: dict[str, Any], monkeypa
     ids=[path.stem for path in EXAMPLE_FILES] + [f"synthetic-{i}" for i in range(len(SYNTHETIC))],
 )
 def test_skipping_parameters_by_top_level_names_loses_no_row(resource: dict[str, Any]) -> None:
-    every_parameter = [
-        row for param in parameters_for(resource["resourceType"]).values() for row in extract.rows_for(param, resource)
+    every_parameter = {
+        code: rows
+        for code, param in parameters_for(resource["resourceType"]).items()
+        if (rows := rows_for(param, resource))
+    }
+    subtract_narrower(resource["resourceType"], every_parameter)
+    assert extract_rows(resource) == list(dict.fromkeys(row for rows in every_parameter.values() for row in rows))
+
+
+OVERLAPPING_PARTS: list[dict[str, Any]] = [
+    {
+        "resourceType": "Patient",
+        "name": [{"family": "Lee", "given": ["Lee", "Ann"], "text": "Ann Lee"}, {"family": "Lee", "prefix": ["Dr"]}],
+        "address": [{"line": ["Springfield"], "city": "Springfield", "district": "Essex", "country": "US"}],
+        "telecom": [
+            {"system": "phone", "value": "555"},
+            {"system": "fax", "value": "555"},
+            {"system": "email", "value": "a@b.c"},
+            {"value": "x"},
+        ],
+    },
+    {"resourceType": "Organization", "name": "Acme", "alias": ["Acme", "ACME Health"]},
+    {"resourceType": "CarePlan", "status": "active", "intent": "plan", "subject": {"reference": "Group/g1"}},
+    {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": "1"}]},
+        "component": [{"code": {"coding": [{"system": LOINC, "code": "1"}]}}, {"code": {"text": "only here"}}],
+    },
+]
+
+
+@pytest.mark.parametrize("resource", [load(path) for path in EXAMPLE_FILES] + SYNTHETIC + OVERLAPPING_PARTS)
+def test_a_parameter_reads_back_every_value_it_yields(resource: dict[str, Any]) -> None:
+    """The rows stored under a code and its narrower codes hold exactly the values the code yields."""
+    stored = extract_rows(resource)
+    for code, search_param in parameters_for(resource["resourceType"]).items():
+        codes = stored_codes(code)
+        read_back = {_value(row) for row in stored if row.param in codes}
+        assert read_back == {_value(row) for row in rows_for(search_param, resource)}, code
+
+
+def _value(row: Any) -> tuple[Any, ...]:
+    return (type(row), *tuple(vars(row).values())[1:])
+
+
+def test_a_value_a_narrower_parameter_holds_is_stored_once() -> None:
+    patient = {"resourceType": "Patient", "name": [{"family": "Lee", "given": ["Ann"]}], "address": [{"city": "Rome"}]}
+    found = extract_rows(patient)
+    assert [row.param for row in found if isinstance(row, StringRow)] == ["address-city", "family", "given"]
+    plan = {"resourceType": "CarePlan", "status": "active", "intent": "plan", "subject": {"reference": "Patient/p"}}
+    assert [row for row in extract_rows(plan) if isinstance(row, ReferenceRow)] == [
+        ReferenceRow("patient", "Patient", "p")
     ]
-    assert extract_rows(resource) == list(dict.fromkeys(every_parameter))
 
 
 def test_top_level_names_a_parameter_needs() -> None:
@@ -923,7 +974,8 @@ def test_extract_rows_deduplicates_and_covers_all_parameters() -> None:
     found = extract_rows(observation)
     assert len(found) == len(set(found))
     assert found.count(TokenRow("category", None, "vital")) == 1
-    assert {row.param for row in found} >= {"code", "combo-code-value-quantity", "patient", "subject", "date", "status"}
+    assert {row.param for row in found} >= {"code", "combo-code-value-quantity", "patient", "date", "status"}
+    assert ReferenceRow("patient", "Patient", "p1") in found  # and not again as a subject: see test_search_coverage
 
 
 def test_extract_rows_for_an_example_careplan() -> None:

@@ -30,11 +30,13 @@ from typing import Any
 
 from fhir_ccm.definitions import search_parameters
 from fhir_ccm.definitions.elements import Property, known_types
+from fhir_ccm.search.coverage import subtract_narrower
 from fhir_ccm.search.fhirpath import compiled, evaluate_items, parse_reference
 from fhir_ccm.search.parameters import SearchParam, component_parameter, parameters_for
 from fhir_ccm.search.rows import (
     DATE_MAX,
     DATE_MIN,
+    STRING_PARTS,
     CompositeRow,
     DateRow,
     IndexRow,
@@ -60,19 +62,27 @@ DATE_TYPES = frozenset({"date", "dateTime", "instant"})
 
 
 def extract_rows(resource: dict[str, Any]) -> list[IndexRow]:
-    """Every index row ``resource`` yields, over all parameters of its type, without duplicates."""
+    """Every index row ``resource`` yields, over all parameters of its type, without duplicates.
+
+    A value a narrower parameter holds is left out of the broader one's rows
+    (``coverage``): searches on the broader one read both.
+    """
     resource_type = resource.get("resourceType") if isinstance(resource, dict) else None
     if not isinstance(resource_type, str):
         return []
-    rows: list[IndexRow] = []
+    rows_by_code: dict[str, list[IndexRow]] = {}
     for param, converter, needs in _plan(resource_type):
         if needs is not None and needs.isdisjoint(resource):
             continue
+        rows: list[IndexRow] = []
         try:
             _collect(param, resource, converter, rows)
-        except Exception:  # a value shape no rule foresaw: skip it, keep the rest
-            continue
-    return list(dict.fromkeys(rows))
+        except Exception:  # a value shape no rule foresaw: keep the rows before it, go on with the rest
+            pass
+        if rows:
+            rows_by_code[param.code] = rows
+    subtract_narrower(resource_type, rows_by_code)
+    return list(dict.fromkeys(itertools.chain.from_iterable(rows_by_code.values())))
 
 
 def rows_for(param: SearchParam, resource: dict[str, Any]) -> list[IndexRow]:
@@ -228,17 +238,6 @@ def _identifier(param: str, identifier: dict[str, Any], out: list[Any]) -> None:
 
 # --------------------------------------------------------------------------- string
 
-_NAME_PARTS = (("family", False), ("given", True), ("prefix", True), ("suffix", True), ("text", False))
-_ADDRESS_PARTS = (
-    ("line", True),
-    ("city", False),
-    ("district", False),
-    ("state", False),
-    ("postalCode", False),
-    ("country", False),
-    ("text", False),
-)
-
 
 def _string(param: str, value: Any, type_code: str, prop: Property | None, out: list[Any]) -> None:
     if isinstance(value, str):
@@ -246,19 +245,12 @@ def _string(param: str, value: Any, type_code: str, prop: Property | None, out: 
         return
     if not isinstance(value, dict):
         return
-    parts: tuple[tuple[str, bool], ...]
-    if type_code == "HumanName":
-        parts = _NAME_PARTS
-    elif type_code == "Address":
-        parts = _ADDRESS_PARTS
-    elif type_code == "Extension":
+    if type_code == "Extension":
         unwrapped = _unwrap_extension(value)
         if unwrapped is not None:
             _string(param, unwrapped[0], unwrapped[1], None, out)
         return
-    else:
-        return
-    for name, repeated in parts:
+    for name, repeated in STRING_PARTS.get(type_code, ()):
         found = value.get(name)
         if repeated and isinstance(found, list):
             for each in found:

@@ -26,6 +26,21 @@ class TokenRow:
     type_code: str | None = None
 
 
+# The parts of a HumanName or an Address that yield string rows, and whether each repeats.
+STRING_PARTS: dict[str, tuple[tuple[str, bool], ...]] = {
+    "HumanName": (("family", False), ("given", True), ("prefix", True), ("suffix", True), ("text", False)),
+    "Address": (
+        ("line", True),
+        ("city", False),
+        ("district", False),
+        ("state", False),
+        ("postalCode", False),
+        ("country", False),
+        ("text", False),
+    ),
+}
+
+
 @dataclass(frozen=True)
 class StringRow:
     param: str

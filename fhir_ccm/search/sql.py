@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fhir_ccm.errors import Invalid
+from fhir_ccm.search.coverage import stored_codes, stored_codes_of
 from fhir_ccm.search.parse import (
     CodeSetValue,
     Compartment,
@@ -103,6 +104,11 @@ def _placeholders(values: Sequence[Any]) -> str:
     return ", ".join("?" for _ in values)
 
 
+def _param_is(column: str, codes: Sequence[str]) -> str:
+    """``column`` matches one of ``codes``: ``= ?`` for one, so the plan of the usual case stays the same."""
+    return f"{column} = ?" if len(codes) == 1 else f"{column} IN ({_placeholders(codes)})"
+
+
 class SqlBuilder:
     """Builds the SQL for one search; ``base_url`` recognizes absolute references to this server."""
 
@@ -145,18 +151,19 @@ class SqlBuilder:
         for key in keys:
             ascending_column, descending_column = SORT_COLUMNS[key.kind]
             column, aggregate = (descending_column, "max") if key.descending else (ascending_column, "min")
+            codes = stored_codes(key.code)
             parts.append(
                 f"(SELECT {aggregate}({column}) FROM {TABLES[key.kind]} s"
-                f" WHERE s.type = r.type AND s.id = r.id AND s.param = ?)"
+                f" WHERE s.type = r.type AND s.id = r.id AND {_param_is('s.param', codes)})"
                 f" {'DESC' if key.descending else 'ASC'} NULLS LAST"
             )
-            fragment.args.append(key.code)
+            fragment.args += codes
         parts += ["r.type", "r.id"]
         fragment.sql = ", ".join(parts)
         return fragment
 
     def compartment(self, compartment: Compartment) -> Fragment:
-        params = compartment.params
+        params = stored_codes_of(compartment.params)
         local = self.local("i.")
         return Fragment(
             f"(r.type, r.id) IN (SELECT i.type, i.id FROM idx_reference i WHERE i.target_id = ?"
@@ -181,13 +188,15 @@ class SqlBuilder:
         if criterion.chain is not None:
             return self._chain(criterion, alias)
         table = TABLES[criterion.kind]
+        codes = stored_codes(criterion.code)
+        param_is = _param_is("i.param", codes)
         if criterion.modifier == "missing":
             missing = criterion.values[0]
             assert isinstance(missing, MissingValue)
             return Fragment(
                 f"{'NOT ' if missing.missing else ''}EXISTS (SELECT 1 FROM {table} i INDEXED BY {table}_resource"
-                f" WHERE i.type = {alias}.type AND i.id = {alias}.id AND i.param = ?)",
-                [criterion.code],
+                f" WHERE i.type = {alias}.type AND i.id = {alias}.id AND {param_is})",
+                list(codes),
             )
         alternatives = [self.value_condition(criterion, value, "i.") for value in criterion.values]
         condition = Fragment(
@@ -198,13 +207,13 @@ class SqlBuilder:
             type_filter = f" AND i.type IN ({_placeholders(types)})" if types else ""
             return Fragment(
                 f"({alias}.type, {alias}.id) IN (SELECT i.type, i.id FROM {table} i"
-                f" WHERE i.param = ?{type_filter} AND ({condition.sql}))",
-                [criterion.code, *types, *condition.args],
+                f" WHERE {param_is}{type_filter} AND ({condition.sql}))",
+                [*codes, *types, *condition.args],
             )
         return Fragment(
             f"{'NOT ' if negated else ''}EXISTS (SELECT 1 FROM {table} i INDEXED BY {table}_resource"
-            f" WHERE i.type = {alias}.type AND i.id = {alias}.id AND i.param = ? AND ({condition.sql}))",
-            [criterion.code, *condition.args],
+            f" WHERE i.type = {alias}.type AND i.id = {alias}.id AND {param_is} AND ({condition.sql}))",
+            [*codes, *condition.args],
         )
 
     def _chain(self, criterion: Criterion, alias: str) -> Fragment:
@@ -213,12 +222,14 @@ class SqlBuilder:
         inner = self.criterion(criterion.chain, inner_alias)
         types = criterion.target_types
         local = self.local("i.")
+        codes = stored_codes(criterion.code)
         return Fragment(
-            f"({alias}.type, {alias}.id) IN (SELECT i.type, i.id FROM idx_reference i WHERE i.param = ?"
-            f" AND {local.sql} AND (i.target_type, i.target_id) IN (SELECT {inner_alias}.type, {inner_alias}.id"
+            f"({alias}.type, {alias}.id) IN (SELECT i.type, i.id FROM idx_reference i"
+            f" WHERE {_param_is('i.param', codes)} AND {local.sql}"
+            f" AND (i.target_type, i.target_id) IN (SELECT {inner_alias}.type, {inner_alias}.id"
             f" FROM resources {inner_alias} WHERE +{inner_alias}.type IN ({_placeholders(types)})"
             f" AND +{inner_alias}.deleted = 0 AND {inner.sql}))",
-            [criterion.code, *local.args, *types, *inner.args],
+            [*codes, *local.args, *types, *inner.args],
         )
 
     def _has(self, criterion: Criterion, alias: str) -> Fragment:
@@ -227,13 +238,14 @@ class SqlBuilder:
         inner_alias = alias + "h"
         inner = self.criterion(has.criterion, inner_alias)
         local = self.local("i.")
+        codes = stored_codes(has.reference_code)
         return Fragment(
             f"({alias}.type, {alias}.id) IN (SELECT i.target_type, i.target_id FROM idx_reference i"
-            f" WHERE i.type = ? AND i.param = ? AND {local.sql}"
+            f" WHERE i.type = ? AND {_param_is('i.param', codes)} AND {local.sql}"
             f" AND (i.type, i.id) IN (SELECT {inner_alias}.type, {inner_alias}.id"
             f" FROM resources {inner_alias} WHERE +{inner_alias}.type = ? AND +{inner_alias}.deleted = 0"
             f" AND {inner.sql}))",
-            [has.source_type, has.reference_code, *local.args, has.source_type, *inner.args],
+            [has.source_type, *codes, *local.args, has.source_type, *inner.args],
         )
 
     # -- values ---------------------------------------------------------------------------

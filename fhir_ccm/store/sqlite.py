@@ -20,6 +20,7 @@ from pathlib import Path
 import sqlite_utils
 
 from fhir_ccm.errors import Busy, Conflict, Gone
+from fhir_ccm.search.coverage import stored_codes
 from fhir_ccm.search.parse import Include, SearchQuery
 from fhir_ccm.search.rows import IndexRow
 from fhir_ccm.search.sql import Fragment, SqlBuilder
@@ -443,8 +444,9 @@ class SQLiteStore:
                     sql.sql += " AND target_type = ?"
                     sql.args.append(include.target_type)
             if include.code is not None:
-                sql.sql += " AND param = ?"
-                sql.args.append(include.code)
+                codes = stored_codes(include.code)
+                sql.sql += f" AND param IN ({', '.join('?' for _ in codes)})"
+                sql.args += codes
             result += [(row[0], row[1]) for row in connection.execute(sql.sql, sql.args)]
         return result
 

@@ -1,0 +1,161 @@
+"""Parameters whose values are a part of another's, so each value is stored once.
+
+Many R4 parameters select a part of what another one selects: ``family`` and
+``given`` are parts of ``name``, ``address-city`` of ``address``, ``phone`` is
+the ``telecom`` whose system is phone, ``patient`` the ``subject`` that is a
+Patient, and on Patient ``phonetic`` is ``name`` itself. Stored in full, each
+such value would be written twice, and every write would pay for both.
+
+So the narrower parameter keeps its rows, the broader one stores only the
+values no narrower one holds (``subtract_narrower``), and a search on the
+broader one reads the rows of them all (``stored_codes``).
+
+The index tables key rows by code, not by type, so a pair counts only when the
+narrower expression selects from the broader one in every resource type that
+has both codes. Rows written before this rule keep every value of the broader
+parameter; the union read is then the same set of values, so a database needs
+no reindex.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from functools import cache
+
+from fhir_ccm.definitions import resource_types
+from fhir_ccm.definitions.elements import properties
+from fhir_ccm.search.parameters import SearchParam, parameters_for, split_union
+from fhir_ccm.search.rows import STRING_PARTS, IndexRow
+
+_SIMPLE_PATH = re.compile(r"[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)+")
+
+
+def _balanced(text: str) -> bool:
+    """Parentheses close in order outside quoted strings, and never below the start."""
+    depth, quoted = 0, False
+    for char in text:
+        if char == "'":
+            quoted = not quoted
+        elif quoted:
+            continue
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0 and not quoted
+
+
+@cache
+def _path_type(path: str) -> str | None:
+    """The type a plain path such as ``Patient.contact.name`` ends at (None: not a plain path)."""
+    if not _SIMPLE_PATH.fullmatch(path):
+        return None
+    root, *names = path.split(".")
+    node: str | None = root
+    type_code = None
+    for name in names:
+        prop = properties(node).get(name) if node else None
+        if prop is None:
+            return None
+        node, type_code = prop.node, prop.type_code
+    return type_code
+
+
+def _term_selects_from(narrow: str, broad: str, kind: str) -> bool:
+    """``narrow`` yields only values (or, for strings, parts of values) that ``broad`` yields."""
+    if narrow == broad:
+        return True
+    if not narrow.startswith(broad):
+        return False
+    rest = narrow[len(broad) :]
+    if rest.startswith(".where(") and rest.endswith(")"):
+        return _balanced(rest[len(".where(") : -1])
+    if kind == "string" and rest.startswith("."):
+        parts = STRING_PARTS.get(_path_type(broad) or "", ())
+        return any(rest[1:] == name for name, _repeated in parts)
+    return False
+
+
+def selects_from(narrow: SearchParam, broad: SearchParam) -> bool:
+    """Every row ``narrow`` yields for a resource is a row ``broad`` yields for it, but for its code."""
+    if narrow.type != broad.type or narrow.type == "composite":
+        return False
+    broad_terms = split_union(broad.expression)
+    return all(
+        any(_term_selects_from(term, candidate, broad.type) for candidate in broad_terms)
+        for term in split_union(narrow.expression)
+    )
+
+
+@cache
+def _narrower_codes() -> dict[str, tuple[str, ...]]:
+    """Broad code -> the codes that select from it in every type having both.
+
+    Two codes that select from each other are the same values; the one first in
+    alphabetical order keeps them, so no code is narrower than itself.
+    """
+    holds: dict[tuple[str, str], bool] = {}
+    for resource_type in resource_types():
+        params = parameters_for(resource_type)
+        by_kind: dict[str, list[SearchParam]] = {}
+        for param in params.values():
+            by_kind.setdefault(param.type, []).append(param)
+        for same_kind in by_kind.values():
+            for broad in same_kind:
+                for narrow in same_kind:
+                    if narrow.code != broad.code:
+                        key = (broad.code, narrow.code)
+                        holds[key] = holds.get(key, True) and selects_from(narrow, broad)
+    pairs = {pair for pair, held in holds.items() if held}
+    narrower: dict[str, list[str]] = {}
+    for broad_code, narrow_code in sorted(pairs):
+        if (narrow_code, broad_code) in pairs and narrow_code < broad_code:
+            continue
+        narrower.setdefault(broad_code, []).append(narrow_code)
+    return {code: tuple(codes) for code, codes in narrower.items()}
+
+
+@cache
+def stored_codes(code: str) -> tuple[str, ...]:
+    """The codes whose rows together hold the values of ``code``: itself first, then its narrower ones."""
+    found = [code]
+    for each in found:
+        found += [narrow for narrow in _narrower_codes().get(each, ()) if narrow not in found]
+    return tuple(found)
+
+
+def stored_codes_of(codes: Iterable[str]) -> tuple[str, ...]:
+    """``stored_codes`` of several codes, each once."""
+    return tuple(dict.fromkeys(stored for code in codes for stored in stored_codes(code)))
+
+
+@cache
+def narrower_in(resource_type: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(broad code, its narrower codes) for the parameters ``resource_type`` has."""
+    params = parameters_for(resource_type)
+    result = []
+    for code in params:
+        narrower = tuple(narrow for narrow in _narrower_codes().get(code, ()) if narrow in params)
+        if narrower:
+            result.append((code, narrower))
+    return tuple(result)
+
+
+def _value(row: IndexRow) -> tuple[object, ...]:
+    """A row without its code: what the row says, whichever parameter yields it."""
+    return (type(row), *tuple(vars(row).values())[1:])
+
+
+def subtract_narrower(resource_type: str, rows_by_code: dict[str, list[IndexRow]]) -> None:
+    """Drop from each broad parameter's rows the values a narrower parameter of the same resource holds."""
+    full = dict(rows_by_code)
+    for broad, narrower in narrower_in(resource_type):
+        own = full.get(broad)
+        if not own:
+            continue
+        held = {_value(row) for code in narrower for row in full.get(code, ())}
+        if held:
+            rows_by_code[broad] = [row for row in own if _value(row) not in held]

@@ -20,8 +20,11 @@ no reindex.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import fields
 from functools import cache
+from operator import attrgetter
+from typing import get_args
 
 from fhir_ccm.definitions import resource_types
 from fhir_ccm.definitions.elements import properties
@@ -144,9 +147,12 @@ def narrower_in(resource_type: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     return tuple(result)
 
 
-def _value(row: IndexRow) -> tuple[object, ...]:
-    """A row without its code: what the row says, whichever parameter yields it."""
-    return (type(row), *tuple(vars(row).values())[1:])
+def _value_getter(row_class: type) -> Callable[[IndexRow], object]:
+    """What a row of this kind says, whichever parameter yields it: every field but its code."""
+    return attrgetter(*(field.name for field in fields(row_class) if field.name != "param"))
+
+
+_VALUE_OF = {row_class: _value_getter(row_class) for row_class in get_args(IndexRow)}
 
 
 def subtract_narrower(resource_type: str, rows_by_code: dict[str, list[IndexRow]]) -> None:
@@ -156,6 +162,7 @@ def subtract_narrower(resource_type: str, rows_by_code: dict[str, list[IndexRow]
         own = full.get(broad)
         if not own:
             continue
-        held = {_value(row) for code in narrower for row in full.get(code, ())}
+        value = _VALUE_OF[type(own[0])]  # one parameter, one kind of row
+        held = {value(row) for code in narrower for row in full.get(code, ())}
         if held:
-            rows_by_code[broad] = [row for row in own if _value(row) not in held]
+            rows_by_code[broad] = [row for row in own if value(row) not in held]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 import subprocess
 import sys
@@ -137,6 +138,35 @@ def test_wal_and_full_sync(store, database):
     with store._connection() as own:
         assert own.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
         assert own.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == WAL_CHECKPOINT_PAGES
+
+
+def _initialize_after(barrier, path: str, errors) -> None:
+    barrier.wait()
+    try:
+        sqlite_module.initialize(path)
+    except Exception as error:  # reported to the test, which fails on it
+        errors.put(repr(error))
+
+
+def test_processes_starting_together_on_a_new_file_all_initialize_it(tmp_path):
+    """The workers of a server started on a new database file create it at the same moment.
+
+    Before initialization retried the statements SQLite refuses without waiting,
+    one start in ten failed here with "database is locked".
+    """
+    context = multiprocessing.get_context("fork")
+    errors = context.Queue()
+    for attempt in range(40):
+        path = str(tmp_path / f"new-{attempt}.db")
+        barrier = context.Barrier(3)
+        workers = [context.Process(target=_initialize_after, args=(barrier, path, errors)) for _ in range(3)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+        assert [worker.exitcode for worker in workers] == [0, 0, 0]
+        assert errors.empty(), errors.get()
+        SQLiteStore(path).close()  # and it is a store that opens
 
 
 def test_the_log_is_copied_back_and_reused(store, database):

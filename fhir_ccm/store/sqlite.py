@@ -42,6 +42,7 @@ WAL_CHECKPOINT_PAGES = 4000
 # Waits between attempts to take the write lock while another connection holds it: doubling from
 # the first to the last, so a writer gets the lock within about a millisecond of its release.
 WRITE_LOCK_WAITS_S = (0.0002, 0.001)
+INITIALIZE_RETRY_S = 0.02
 _VERSION_COLUMNS = "type, id, version, last_updated, deleted, json, method, seq"
 # The current version of a resource: its row in ``resources`` (aliased r) points at its row in the
 # history, which holds the JSON. The history row is found by its rowid; CROSS JOIN keeps SQLite
@@ -69,7 +70,26 @@ def _row_to_version(row: tuple) -> StoredVersion:
 
 
 def initialize(path: str | Path) -> None:
-    """Create the database file and its tables if they do not exist yet."""
+    """Create the database file and its tables if they do not exist yet.
+
+    The workers of one server start together and each initializes the file. On
+    a new file, SQLite refuses a schema change without waiting while another
+    connection is switching the file to WAL or creating the same tables, so a
+    refusal is retried (every statement here is idempotent) until the busy
+    timeout.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            _initialize_once(path)
+            return
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+        time.sleep(INITIALIZE_RETRY_S)
+
+
+def _initialize_once(path: str | Path) -> None:
     connection = _connect(path)
     try:
         db = sqlite_utils.Database(connection)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
+from bench import trivial_app
 from bench.cpu import children, process_cpu_seconds
 
 HOST = "127.0.0.1"
@@ -201,5 +202,8 @@ def trivial_server(workdir: Path, workers: int) -> Server:
         "-",
         "bench.trivial_app:create_app()",
     ]
-    env = {"BENCH_TRIVIAL_DATABASE": str(workdir / "trivial.db")}
+    database = workdir / "trivial.db"
+    # Made here, before the workers start: two workers creating a new file at once can collide.
+    trivial_app.initialize(str(database))
+    env = {"BENCH_TRIVIAL_DATABASE": str(database)}
     return Server("trivial", command, port, workdir / "trivial.log", env)

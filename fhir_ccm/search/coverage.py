@@ -28,27 +28,16 @@ from typing import get_args
 
 from fhir_ccm.definitions import resource_types
 from fhir_ccm.definitions.elements import properties
-from fhir_ccm.search.parameters import SearchParam, parameters_for, split_union
+from fhir_ccm.search.parameters import SearchParam, nesting, parameters_for, split_union
 from fhir_ccm.search.rows import STRING_PARTS, IndexRow
 
 _SIMPLE_PATH = re.compile(r"[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)+")
 
 
 def _balanced(text: str) -> bool:
-    """Parentheses close in order outside quoted strings, and never below the start."""
-    depth, quoted = 0, False
-    for char in text:
-        if char == "'":
-            quoted = not quoted
-        elif quoted:
-            continue
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth < 0:
-                return False
-    return depth == 0 and not quoted
+    """Parentheses outside quoted strings close in order and never below the start."""
+    depths = [depth for _index, _char, depth in nesting(text)]
+    return all(depth >= 0 for depth in depths) and (not depths or depths[-1] == 0)
 
 
 @cache

@@ -8,6 +8,7 @@ CarePlan never walks Observation paths.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 
@@ -29,19 +30,27 @@ class SearchParam:
     components: tuple[tuple[str, str], ...] = ()  # composite: (definition url, expression)
 
 
-def split_union(expression: str) -> list[str]:
-    """Split a FHIRPath expression at its top-level ``|`` operators."""
-    terms, depth, quoted, start = [], 0, False, 0
+def nesting(expression: str) -> Iterator[tuple[int, str, int]]:
+    """(position, character, parenthesis depth after it) of each character outside quoted strings."""
+    depth, quoted = 0, False
     for index, char in enumerate(expression):
         if char == "'":
             quoted = not quoted
-        elif quoted:
             continue
-        elif char == "(":
+        if quoted:
+            continue
+        if char == "(":
             depth += 1
         elif char == ")":
             depth -= 1
-        elif char == "|" and depth == 0:
+        yield index, char, depth
+
+
+def split_union(expression: str) -> list[str]:
+    """Split a FHIRPath expression at its top-level ``|`` operators."""
+    terms, start = [], 0
+    for index, char, depth in nesting(expression):
+        if char == "|" and depth == 0:
             terms.append(expression[start:index].strip())
             start = index + 1
     terms.append(expression[start:].strip())

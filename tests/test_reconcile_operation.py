@@ -84,6 +84,17 @@ def test_unknown_patient_is_404_and_bad_parameters_400(loaded):
     assert loaded.post("/fhir/Patient/ccm-garcia/$reconcile", json=bad).status_code == 400
 
 
+def test_reconcile_by_get_is_405_naming_post(loaded):
+    for path in ("/fhir/Patient/ccm-garcia/$reconcile", "/fhir/$reconcile"):
+        response = loaded.get(path)
+        assert response.status_code == 405, path
+        assert response.headers["Allow"] == "POST"
+        outcome = response.get_json()
+        assert outcome["resourceType"] == "OperationOutcome"
+        assert "POST" in outcome["issue"][0]["diagnostics"]
+    assert loaded.get("/fhir/Patient/ccm-garcia/$everything").status_code == 501
+
+
 def test_reconcile_a_bundle_of_sources_stores_nothing(loaded, store):
     sources = [
         json.loads(path.read_text())

@@ -28,7 +28,7 @@ from fhir_ccm.api.negotiation import (
 )
 from fhir_ccm.api.responses import result_response
 from fhir_ccm.definitions import resource_types
-from fhir_ccm.errors import Invalid, NotSupported, PayloadTooLarge
+from fhir_ccm.errors import Invalid, MethodNotAllowed, NotSupported, PayloadTooLarge
 from fhir_ccm.formats.json_format import parse_json, parse_resource
 from fhir_ccm.formats.summary import check_elements_exist
 from fhir_ccm.formats.xml_format import xml_to_resource
@@ -291,10 +291,26 @@ def handle_search_compartment(compartment: str, compartment_id: str, resource_ty
 
 
 def handle_operation(operation: str, resource_type: str | None = None, id: str | None = None) -> Response:
-    """Operations (``$validate``, ``$reconcile``...) the server does not implement yet: 501, not 404."""
+    """Operations the server does not implement: 501, not 404; one it implements for other methods: 405."""
     if resource_type is not None:
         require_type(resource_type)
+    allowed = _operation_methods(operation, resource_type, id)
+    if allowed:
+        error = MethodNotAllowed(f"${operation} is invoked with {' or '.join(allowed)}, not {request.method}")
+        error.headers["Allow"] = ", ".join(allowed)
+        raise error
     raise NotSupported(f"The operation ${operation} is not supported by this server yet")
+
+
+def _operation_methods(operation: str, resource_type: str | None, id: str | None) -> list[str]:
+    """The methods an implemented route takes for this operation at this level (``$reconcile``: POST)."""
+    if id is not None:
+        rules = {f"/{resource_type}/<id>/${operation}", f"/<resource_type>/<id>/${operation}"}
+    elif resource_type is not None:
+        rules = {f"/{resource_type}/${operation}", f"/<resource_type>/${operation}"}
+    else:
+        rules = {f"/${operation}"}
+    return sorted({route.method for route in ROUTES if route.rule in rules and route.handler is not handle_operation})
 
 
 def optional_body() -> dict[str, Any] | None:

@@ -17,10 +17,12 @@ from flask.testing import FlaskClient
 
 from fhir_ccm.app import create_app
 from fhir_ccm.interactions.versions import LAST_UPDATED, instant_millis
+from fhir_ccm.reindex import reindex
 from fhir_ccm.search.coverage import selects_from, stored_codes
 from fhir_ccm.search.extract import rows_for
 from fhir_ccm.search.parameters import all_parameter_codes, parameters_for
 from fhir_ccm.search.rows import DateRow, ReferenceRow, StringRow
+from fhir_ccm.search.sql import TABLES
 
 FHIR_JSON = "application/fhir+json"
 
@@ -136,6 +138,24 @@ def test_searches_match_the_same_resources_whichever_rows_are_stored(
     bundle = response.get_json()
     found = [entry["resource"]["id"] for entry in bundle.get("entry", []) if entry["search"]["mode"] == "match"]
     assert found == expected if "_sort" in query else sorted(found) == sorted(expected)
+
+
+def test_reindex_rewrites_an_old_layout_without_the_repeated_values(tmp_path: Path) -> None:
+    loading = _load(tmp_path / "old.db", every_row=True)
+    client = next(loading)
+    store = client.application.extensions["fhir_ccm.store"]
+
+    def rows() -> int:
+        with store._connection() as connection:
+            return sum(connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in TABLES.values())
+
+    before = rows()
+    assert reindex(store) == len(RESOURCES)
+    assert rows() < before
+    for query in ("Patient?name=ann", "Patient?phonetic=ngo", "CarePlan?subject=Patient/lee", "Patient/lee/CarePlan"):
+        bundle = client.get("/fhir/" + query, headers={"Accept": FHIR_JSON}).get_json()
+        assert sorted(entry["resource"]["id"] for entry in bundle["entry"]) == sorted(QUERIES[query]), query
+    next(loading, None)  # closes the store
 
 
 def test_include_follows_a_reference_stored_under_the_narrower_code(client: FlaskClient) -> None:

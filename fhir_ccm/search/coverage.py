@@ -19,7 +19,6 @@ no reindex.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import fields
 from functools import cache
@@ -27,11 +26,9 @@ from operator import attrgetter
 from typing import get_args
 
 from fhir_ccm.definitions import resource_types
-from fhir_ccm.definitions.elements import properties
+from fhir_ccm.search.fhirpath import result_nodes
 from fhir_ccm.search.parameters import SearchParam, nesting, parameters_for, split_union
 from fhir_ccm.search.rows import STRING_PARTS, IndexRow
-
-_SIMPLE_PATH = re.compile(r"[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)+")
 
 
 def _balanced(text: str) -> bool:
@@ -40,20 +37,13 @@ def _balanced(text: str) -> bool:
     return all(depth >= 0 for depth in depths) and (not depths or depths[-1] == 0)
 
 
-@cache
-def _path_type(path: str) -> str | None:
-    """The type a plain path such as ``Patient.contact.name`` ends at (None: not a plain path)."""
-    if not _SIMPLE_PATH.fullmatch(path):
-        return None
-    root, *names = path.split(".")
-    node: str | None = root
-    type_code = None
-    for name in names:
-        prop = properties(node).get(name) if node else None
-        if prop is None:
-            return None
-        node, type_code = prop.node, prop.type_code
-    return type_code
+def _part_names(path: str) -> frozenset[str]:
+    """The HumanName or Address parts that yield string rows, when ``path``'s values are of one of those types."""
+    nodes = result_nodes(path)
+    if not nodes or len(nodes) != 1:
+        return frozenset()
+    (node,) = nodes
+    return frozenset(name for name, _repeated in STRING_PARTS.get(node, ()))
 
 
 def _term_selects_from(narrow: str, broad: str, kind: str) -> bool:
@@ -65,10 +55,7 @@ def _term_selects_from(narrow: str, broad: str, kind: str) -> bool:
     rest = narrow[len(broad) :]
     if rest.startswith(".where(") and rest.endswith(")"):
         return _balanced(rest[len(".where(") : -1])
-    if kind == "string" and rest.startswith("."):
-        parts = STRING_PARTS.get(_path_type(broad) or "", ())
-        return any(rest[1:] == name for name, _repeated in parts)
-    return False
+    return kind == "string" and rest.startswith(".") and rest[1:] in _part_names(broad)
 
 
 def selects_from(narrow: SearchParam, broad: SearchParam) -> bool:

@@ -104,7 +104,7 @@ def _placeholders(values: Sequence[Any]) -> str:
     return ", ".join("?" for _ in values)
 
 
-def _param_is(column: str, codes: Sequence[str]) -> str:
+def param_is(column: str, codes: Sequence[str]) -> str:
     """``column`` matches one of ``codes``: ``= ?`` for one, so the plan of the usual case stays the same."""
     return f"{column} = ?" if len(codes) == 1 else f"{column} IN ({_placeholders(codes)})"
 
@@ -154,7 +154,7 @@ class SqlBuilder:
             codes = stored_codes(key.code)
             parts.append(
                 f"(SELECT {aggregate}({column}) FROM {TABLES[key.kind]} s"
-                f" WHERE s.type = r.type AND s.id = r.id AND {_param_is('s.param', codes)})"
+                f" WHERE s.type = r.type AND s.id = r.id AND {param_is('s.param', codes)})"
                 f" {'DESC' if key.descending else 'ASC'} NULLS LAST"
             )
             fragment.args += codes
@@ -189,13 +189,13 @@ class SqlBuilder:
             return self._chain(criterion, alias)
         table = TABLES[criterion.kind]
         codes = stored_codes(criterion.code)
-        param_is = _param_is("i.param", codes)
+        code_condition = param_is("i.param", codes)
         if criterion.modifier == "missing":
             missing = criterion.values[0]
             assert isinstance(missing, MissingValue)
             return Fragment(
                 f"{'NOT ' if missing.missing else ''}EXISTS (SELECT 1 FROM {table} i INDEXED BY {table}_resource"
-                f" WHERE i.type = {alias}.type AND i.id = {alias}.id AND {param_is})",
+                f" WHERE i.type = {alias}.type AND i.id = {alias}.id AND {code_condition})",
                 list(codes),
             )
         alternatives = [self.value_condition(criterion, value, "i.") for value in criterion.values]
@@ -207,12 +207,12 @@ class SqlBuilder:
             type_filter = f" AND i.type IN ({_placeholders(types)})" if types else ""
             return Fragment(
                 f"({alias}.type, {alias}.id) IN (SELECT i.type, i.id FROM {table} i"
-                f" WHERE {param_is}{type_filter} AND ({condition.sql}))",
+                f" WHERE {code_condition}{type_filter} AND ({condition.sql}))",
                 [*codes, *types, *condition.args],
             )
         return Fragment(
             f"{'NOT ' if negated else ''}EXISTS (SELECT 1 FROM {table} i INDEXED BY {table}_resource"
-            f" WHERE i.type = {alias}.type AND i.id = {alias}.id AND {param_is} AND ({condition.sql}))",
+            f" WHERE i.type = {alias}.type AND i.id = {alias}.id AND {code_condition} AND ({condition.sql}))",
             [*codes, *condition.args],
         )
 
@@ -225,7 +225,7 @@ class SqlBuilder:
         codes = stored_codes(criterion.code)
         return Fragment(
             f"({alias}.type, {alias}.id) IN (SELECT i.type, i.id FROM idx_reference i"
-            f" WHERE {_param_is('i.param', codes)} AND {local.sql}"
+            f" WHERE {param_is('i.param', codes)} AND {local.sql}"
             f" AND (i.target_type, i.target_id) IN (SELECT {inner_alias}.type, {inner_alias}.id"
             f" FROM resources {inner_alias} WHERE +{inner_alias}.type IN ({_placeholders(types)})"
             f" AND +{inner_alias}.deleted = 0 AND {inner.sql}))",
@@ -241,7 +241,7 @@ class SqlBuilder:
         codes = stored_codes(has.reference_code)
         return Fragment(
             f"({alias}.type, {alias}.id) IN (SELECT i.target_type, i.target_id FROM idx_reference i"
-            f" WHERE i.type = ? AND {_param_is('i.param', codes)} AND {local.sql}"
+            f" WHERE i.type = ? AND {param_is('i.param', codes)} AND {local.sql}"
             f" AND (i.type, i.id) IN (SELECT {inner_alias}.type, {inner_alias}.id"
             f" FROM resources {inner_alias} WHERE +{inner_alias}.type = ? AND +{inner_alias}.deleted = 0"
             f" AND {inner.sql}))",

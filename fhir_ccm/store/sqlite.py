@@ -23,7 +23,7 @@ from fhir_ccm.errors import Busy, Conflict, Gone
 from fhir_ccm.search.coverage import stored_codes
 from fhir_ccm.search.parse import Include, SearchQuery
 from fhir_ccm.search.rows import IndexRow
-from fhir_ccm.search.sql import Fragment, SqlBuilder
+from fhir_ccm.search.sql import Fragment, SqlBuilder, param_is
 from fhir_ccm.store import HistoryPage, HistoryQuery, NewVersion, SearchPage, StoredVersion
 from fhir_ccm.store.snapshots import Key, SnapshotStore
 from fhir_ccm.store.sqlite_index import create_index_tables, replace_rows
@@ -69,6 +69,11 @@ def _row_to_version(row: tuple) -> StoredVersion:
     )
 
 
+def _busy(error: sqlite3.OperationalError) -> bool:
+    """SQLite refused for a lock another connection holds: SQLITE_BUSY and its extended codes (_RECOVERY...)."""
+    return error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+
+
 def initialize(path: str | Path) -> None:
     """Create the database file and its tables if they do not exist yet.
 
@@ -84,7 +89,7 @@ def initialize(path: str | Path) -> None:
             _initialize_once(path)
             return
         except sqlite3.OperationalError as error:
-            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+            if not _busy(error) or time.monotonic() >= deadline:
                 raise
         time.sleep(INITIALIZE_RETRY_S)
 
@@ -175,7 +180,7 @@ def _begin_immediate(connection: sqlite3.Connection) -> None:
                 connection.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as error:
-                if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:  # SQLITE_BUSY_RECOVERY... too
+                if not _busy(error):
                     raise
                 if time.monotonic() >= deadline:
                     raise Busy("The database is busy with other writes; try again") from error
@@ -465,7 +470,7 @@ class SQLiteStore:
                     sql.args.append(include.target_type)
             if include.code is not None:
                 codes = stored_codes(include.code)
-                sql.sql += f" AND param IN ({', '.join('?' for _ in codes)})"
+                sql.sql += f" AND {param_is('param', codes)}"
                 sql.args += codes
             result += [(row[0], row[1]) for row in connection.execute(sql.sql, sql.args)]
         return result

@@ -80,11 +80,11 @@ def context() -> Context:
 
 
 def preconditions() -> Preconditions:
-    headers = request.headers
+    environ = request.environ  # the WSGI keys, without building the headers view: every read asks
     return Preconditions(
-        if_match=headers.get("If-Match"),
-        if_none_match=headers.get("If-None-Match"),
-        if_modified_since=headers.get("If-Modified-Since"),
+        if_match=environ.get("HTTP_IF_MATCH"),
+        if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
+        if_modified_since=environ.get("HTTP_IF_MODIFIED_SINCE"),
     )
 
 
@@ -155,9 +155,14 @@ def _handler() -> Callable[..., Response] | None:
 @blueprint.before_request
 def negotiate() -> None:
     """Settle the response format before any interaction runs, so a bad one writes nothing."""
-    accept = request.headers.get("Accept")
-    if accept in PLAIN_ACCEPT and "Prefer" not in request.headers and FORMAT_PARAMETERS.isdisjoint(request.args):
-        g.fhir_format, g.prefer = DEFAULT_FORMAT, {}  # the common case, searches too: nothing to negotiate
+    environ = request.environ  # the common case is told from the WSGI keys, without parsing headers or query
+    accept = environ.get("HTTP_ACCEPT")
+    if (
+        accept in PLAIN_ACCEPT
+        and "HTTP_PREFER" not in environ
+        and (not environ.get("QUERY_STRING") or FORMAT_PARAMETERS.isdisjoint(request.args))
+    ):
+        g.fhir_format, g.prefer = DEFAULT_FORMAT, {}  # nothing to negotiate, searches included
         return
     media = g.fhir_format = media_format(request.args, accept)  # errors below are answered in this format
     g.fhir_format = response_format(request.args, accept, media)

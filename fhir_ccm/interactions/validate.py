@@ -43,11 +43,11 @@ from fhir_ccm.interactions import Context, Result
 from fhir_ccm.store import Store
 from fhir_ccm.validation import validate_resource
 from fhir_ccm.validation.profiles import Registry, profile_urls, validate_parts
+from fhir_ccm.validation.profiles.registry import CONFORMANCE_TYPES
 
 logger = logging.getLogger("fhir_ccm")
 
 PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
-CONFORMANCE_TYPES = ("StructureDefinition", "ValueSet", "CodeSystem")
 UNKNOWN_PROFILE_HANDLING = ("reject", "warn")
 MODES = ("create", "update", "delete")
 SUFFIXES = (".json", ".ndjson", ".xml")
@@ -132,7 +132,7 @@ class Conformance:
         self.definitions = tuple(definitions)
         self.store = store
         self._lock = threading.Lock()
-        self._built: tuple[tuple[tuple[int, int], ...], Registry] | None = None  # (stamp, registry), swapped whole
+        self._built: tuple[tuple[int, ...], Registry] | None = None  # (stamp, registry), swapped whole
 
     @property
     def built(self) -> bool:
@@ -153,8 +153,8 @@ class Conformance:
                 built = self._built = (stamp, registry)
             return built[1]
 
-    def _current_stamp(self) -> tuple[tuple[int, int], ...]:
-        """The newest history position and the version count of each conformance type."""
+    def _current_stamp(self) -> tuple[int, ...]:
+        """The newest history position of each conformance type."""
         return () if self.store is None else self.store.change_stamp(CONFORMANCE_TYPES)
 
 

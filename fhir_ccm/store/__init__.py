@@ -101,10 +101,12 @@ class Store(Protocol):
 
     def history(self, query: HistoryQuery) -> HistoryPage: ...
 
-    def change_stamp(self, resource_types: Sequence[str]) -> tuple[tuple[int, int], ...]:
-        """Per type of ``resource_types``: the newest history position and the version count (0, 0 when none).
+    def change_stamp(self, resource_types: Sequence[str]) -> tuple[int, ...]:
+        """Per type of ``resource_types``: the newest history position (0 when none).
 
-        Any write of a resource of those types changes it; cheap enough to ask on every request.
+        Any write of a resource of those types changes it, since history only grows and each
+        version takes a position after every earlier one; cheap enough to ask on every request,
+        however many versions those types have.
         """
 
     def search(self, query: SearchQuery, base_url: str = "", first_page_only: bool = False) -> SearchPage:

@@ -346,15 +346,12 @@ class SQLiteStore:
         versions = tuple(_row_to_version(row) for row in rows[: query.count])
         return HistoryPage(versions=versions, total=total, has_more=len(rows) > query.count)
 
-    def change_stamp(self, resource_types: Sequence[str]) -> tuple[tuple[int, int], ...]:
-        placeholders = ", ".join("?" for _ in resource_types)
+    def change_stamp(self, resource_types: Sequence[str]) -> tuple[int, ...]:
+        # One max() per type is one step down the (type, seq) index; a count would read every version.
+        newest = ", ".join("(SELECT max(seq) FROM resource_versions WHERE type = ?)" for _ in resource_types)
         with self._connection() as connection:
-            rows = connection.execute(
-                f"SELECT type, max(seq), count(*) FROM resource_versions WHERE type IN ({placeholders}) GROUP BY type",
-                tuple(resource_types),
-            ).fetchall()
-        found = {row[0]: (int(row[1]), int(row[2])) for row in rows}
-        return tuple(found.get(resource_type, (0, 0)) for resource_type in resource_types)
+            row = connection.execute(f"SELECT {newest}", tuple(resource_types)).fetchone()
+        return tuple(int(seq or 0) for seq in row)
 
     # -- search ----------------------------------------------------------------------------
 

@@ -15,13 +15,13 @@ import multiprocessing
 import time
 from array import array
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.synchronize import Barrier
 from typing import Any
 
 from bench.cpu import machine_busy_seconds
-from bench.servers import HOST
+from bench.servers import HOST, Server
 
 FHIR_JSON = "application/fhir+json"
 CONNECT_TIMEOUT_S = 30.0
@@ -29,6 +29,9 @@ SYNC_TIMEOUT_S = 30.0
 MAX_REQUESTS_PER_CLIENT = 2_000_000  # a bound on every loop besides the clock
 MAX_ERROR_SAMPLES = 3
 ERROR_BACKOFF_S = 0.01
+ROUNDS = 4  # measuring windows per scenario and server, the servers taking turns
+WINDOW_SHARE = 0.5  # each window lasts this share of --duration: 4 windows measure twice --duration per server
+WINDOW_WARMUP_S = 0.5  # unmeasured requests before each window (the servers are warm after the first)
 
 
 @dataclass(frozen=True)
@@ -247,3 +250,24 @@ def run_load(spec: LoadSpec, server_cpu: Callable[[], float] | None = None) -> L
         server_cpu_s=server_cpu_s,
         machine_cpu_s=machine_cpu_s,
     )
+
+
+def measure_in_turns(
+    servers: Mapping[str, Server], shapes: Mapping[str, RequestShape], clients: int, duration_s: float
+) -> dict[str, LoadResult]:
+    """One load against several servers, in ``ROUNDS`` windows each, the servers taking turns.
+
+    The machine is shared and has slow spells lasting seconds to minutes: measured
+    one server after the other, a spell falls on one of them and moves their ratio
+    by 10-20 %. In turns (the order reversed every round, so neither always goes
+    first) a spell falls on all of them alike.
+    """
+    windows: dict[str, list[LoadResult]] = {name: [] for name in servers}
+    names = list(servers)
+    for round_number in range(ROUNDS):
+        order = names if round_number % 2 == 0 else names[::-1]
+        for name in order:
+            server = servers[name]
+            spec = LoadSpec(server.port, shapes[name], clients, WINDOW_WARMUP_S, duration_s * WINDOW_SHARE)
+            windows[name].append(run_load(spec, server.cpu_seconds))
+    return {name: LoadResult.combined(results) for name, results in windows.items()}

@@ -1,8 +1,9 @@
 """The REST-core suite: create, read, vread and instance history over HTTP, against fhir-ccm and a trivial baseline.
 
 Both servers run side by side on fresh databases, under gunicorn with gevent
-workers and the same worker count; each scenario runs against one, then the
-other, with the same request shapes. The figure that matters is the ratio
+workers and the same worker count; each scenario is measured in windows, the
+two servers taking turns (``load.measure_in_turns``), with the same request
+shapes. The figure that matters is the ratio
 ours/trivial of requests per second: it cancels out the machine, and shows
 what validation, versioning and the FHIR envelope cost on top of "Flask +
 SQLite with fsync per commit".
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.load import FHIR_JSON, LoadResult, LoadSpec, RequestShape, run_load
+from bench.load import FHIR_JSON, ROUNDS, WINDOW_SHARE, WINDOW_WARMUP_S, LoadResult, RequestShape, measure_in_turns
 from bench.report import environment, print_problems, table, write_json
 from bench.resources import patient, patient_body
 from bench.servers import HOST, Server, fhir_ccm_server, trivial_server
@@ -120,21 +121,12 @@ def _row(scenario: Scenario, name: str, result: LoadResult) -> list[Any]:
     ]
 
 
-def _measure(scenario: Scenario, server: Server, ids: list[str], options: Options) -> LoadResult:
-    spec = LoadSpec(
-        port=server.port,
-        shape=request_shape(scenario, server, ids),
-        clients=scenario.clients,
-        warmup_s=options.warmup_s,
-        duration_s=options.duration_s,
-    )
-    result = run_load(spec, server.cpu_seconds)
+def _print_result(scenario: Scenario, name: str, result: LoadResult) -> None:
     print(
-        f"  {scenario.label:<11} {server.name:<9} {result.requests_per_s:8.1f} req/s"
+        f"  {scenario.label:<11} {name:<9} {result.requests_per_s:8.1f} req/s"
         f"  p50 {result.percentile_ms(50):7.2f} ms  p99 {result.percentile_ms(99):7.2f} ms  errors {result.errors}",
         flush=True,
     )
-    return result
 
 
 def run(options: Options) -> bool:
@@ -146,8 +138,9 @@ def run(options: Options) -> bool:
     measured: dict[tuple[str, str], LoadResult] = {}
     body_bytes = len(patient_body(0))
     print(
-        f"rest_core: {options.workers} gevent workers per server, {options.warmup_s:g} s warm-up"
-        f" + {options.duration_s:g} s measured per scenario, {body_bytes}-byte Patient,"
+        f"rest_core: {options.workers} gevent workers per server, each scenario measured in {ROUNDS} windows"
+        f" of {options.duration_s * WINDOW_SHARE:g} s per server (after {WINDOW_WARMUP_S:g} s unmeasured),"
+        f" the servers taking turns, {body_bytes}-byte Patient,"
         f" {SEED_RESOURCES} seeded resources x {SEED_VERSIONS} versions",
         flush=True,
     )
@@ -160,8 +153,11 @@ def run(options: Options) -> bool:
         try:
             seeded = {name: seed(server) for name, server in servers.items()}
             for scenario in SCENARIOS:
+                shapes = {name: request_shape(scenario, server, seeded[name]) for name, server in servers.items()}
+                in_turns = measure_in_turns(servers, shapes, scenario.clients, options.duration_s)
                 for name, server in servers.items():
-                    result = _measure(scenario, server, seeded[name], options)
+                    result = in_turns[name]
+                    _print_result(scenario, name, result)
                     measured[(scenario.label, name)] = result
                     rows.append(_row(scenario, name, result))
                     results.append(
@@ -206,7 +202,7 @@ def run(options: Options) -> bool:
         table(
             ["scenario", "ours/trivial req/s", "target", "verdict"],
             [
-                [r["scenario"], r["ratio"], "-" if r["target"] is None else f">= {r['target']}", r["verdict"]]
+                [r["scenario"], f"{r['ratio']:.3f}", "-" if r["target"] is None else f">= {r['target']}", r["verdict"]]
                 for r in ratios
             ],
         )
@@ -233,8 +229,9 @@ def run(options: Options) -> bool:
             "settings": {
                 "workers": options.workers,
                 "worker_class": "gevent",
-                "warmup_s": options.warmup_s,
-                "duration_s": options.duration_s,
+                "windows": ROUNDS,
+                "window_s": options.duration_s * WINDOW_SHARE,
+                "window_warmup_s": WINDOW_WARMUP_S,
                 "resource_type": RESOURCE_TYPE,
                 "create_body_bytes": body_bytes,
                 "seed_resources": SEED_RESOURCES,

@@ -42,7 +42,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from bench import ccm_data, rest_core
 from bench.ccm_data import LoadedStore, PatientFacts
-from bench.load import FHIR_JSON, LoadResult, LoadSpec, RequestShape, run_load
+from bench.load import FHIR_JSON, LoadResult, LoadSpec, RequestShape, measure_in_turns, run_load
 from bench.report import environment, print_problems, table, write_json
 from bench.servers import HOST, Server, fhir_ccm_server, trivial_server
 from bench.suite import Options
@@ -59,9 +59,6 @@ IN_PROCESS_RUNS = 40  # searches of each scenario timed in-process, without HTTP
 OURS, TRIVIAL = "fhir-ccm", "trivial"
 LARGE_TABLES = re.compile(r"^(resources|resource_versions|idx_\w+)$")
 WHOLE_TYPE_COLUMNS = {"type", "deleted", "param"}  # an index search on these alone reads a whole type or parameter
-ROUNDS = 4  # measuring windows per scenario and store, the stores taking turns
-WINDOW_SHARE = 0.5  # each window lasts this share of --duration: 4 windows measure twice --duration per store
-WINDOW_WARMUP_S = 0.5  # unmeasured requests before each window (the servers are warm after the first)
 IN_PROCESS_BUDGET_S = 2.0  # time spent timing one scenario in-process, at most (after the first search)
 MONTHS = [date(year, month, 1) for year in range(2023, 2027) for month in range(1, 13)][:43]  # 2023-01..2026-07
 
@@ -404,19 +401,13 @@ def _measure(server: Server, label: str, shape: RequestShape, clients: int, opti
     return result
 
 
-def _window(server: Server, shape: RequestShape, clients: int, options: Options) -> LoadResult:
-    """One of the ``ROUNDS`` measuring windows of a scenario on one store."""
-    spec = LoadSpec(server.port, shape, clients, WINDOW_WARMUP_S, options.duration_s * WINDOW_SHARE)
-    return run_load(spec, server.cpu_seconds)
-
-
 def measure_stores(
     stores: list[LoadedStore], trivial: Server, trivial_ids: list[str], workdir: Path, options: Options
 ) -> tuple[list[Row], dict[str, list[ScenarioPlan]], dict[str, list[str]]]:
     """Every scenario against a real server on each store, and the trivial reads; plus the query plans.
 
-    The servers of all stores run at once and each scenario is measured in ``ROUNDS``
-    windows per store, the stores taking turns: a slow spell of the machine then falls
+    The servers of all stores run at once and each scenario is measured in windows per
+    store, the stores taking turns (``load.measure_in_turns``): a slow spell of the machine then falls
     on both stores alike instead of on one, so the growth from 10k to 100k measures
     the data, not the moment.
     """
@@ -444,13 +435,10 @@ def measure_stores(
                         plan.in_process_ms = timings = time_in_process(loaded.path, scenario, paths, base_url)
                         plans[name].append(plan)
                     measured[name] = (paths, found, timings)
-                windows: dict[str, list[LoadResult]] = {name: [] for name in servers}
-                for _ in range(ROUNDS):
-                    for name, server in servers.items():
-                        shape = RequestShape("GET", measured[name][0])
-                        windows[name].append(_window(server, shape, scenario.clients, options))
+                shapes = {name: RequestShape("GET", measured[name][0]) for name in servers}
+                results = measure_in_turns(servers, shapes, scenario.clients, options.duration_s)
                 for name, server in servers.items():
-                    result = LoadResult.combined(windows[name])
+                    result = results[name]
                     _print_result(f"{name} {scenario.label}", server, result)
                     _, found, timings = measured[name]
                     in_process = statistics.median(timings) if timings else float("nan")

@@ -5,7 +5,8 @@ server acknowledged (201/200 with an ETag). The whole server (master and
 workers) is killed with SIGKILL while they write. Afterwards the SQLite file
 must pass ``PRAGMA integrity_check``, every acknowledged version must be stored
 with its content, the current version of each resource must be its newest, and
-a new server on the same file must serve all of it and accept new writes.
+a new server on the same file must serve all of it, find each by a search, and
+accept new writes.
 """
 
 from __future__ import annotations
@@ -222,6 +223,10 @@ def test_kill_9_during_writes_loses_no_acknowledged_write(tmp_path: Path) -> Non
                 read = http.get(f"{server.base_url}/Patient/{ack.id}", headers=HEADERS, timeout=10)
                 assert read.status_code == 200, (ack, read.text[:200])
                 assert int(read.headers["ETag"][3:-1]) >= ack.version
+                # Its search index rows survived with it: a search by its current content finds it.
+                (given,) = read.json()["name"][0]["given"]
+                found = http.get(f"{server.base_url}/Patient", params={"given:exact": given}, timeout=10)
+                assert [entry["resource"]["id"] for entry in found.json().get("entry", [])] == [ack.id], given
             for ack in first.acks:
                 old = http.get(f"{server.base_url}/Patient/{ack.id}/_history/{ack.version}", timeout=10)
                 assert old.status_code == 200, (ack, old.text[:200])

@@ -508,6 +508,24 @@ def test_summary_applies_to_history_entries(client):
     assert "activity" not in entry["resource"]
 
 
+def test_history_in_every_format_holds_each_version_and_the_deletion(client):
+    """The Bundle is spliced from the stored JSON of each version; every format must still see it whole."""
+    put(client, "CarePlan", "cp1", CAREPLAN)
+    put(client, "CarePlan", "cp1", {**CAREPLAN, "title": "Second"})
+    assert client.delete("/fhir/CarePlan/cp1").status_code in (200, 204)
+    plain = client.get("/fhir/CarePlan/cp1/_history").get_json()
+    assert [entry["request"]["method"] for entry in plain["entry"]] == ["DELETE", "PUT", "PUT"]
+    assert "resource" not in plain["entry"][0] and plain["entry"][1]["resource"]["title"] == "Second"
+    assert plain["entry"][2]["resource"]["meta"]["versionId"] == "1"
+    pretty = client.get("/fhir/CarePlan/cp1/_history?_pretty=true").get_json()
+    assert pretty == plain
+    elements = client.get("/fhir/CarePlan/cp1/_history?_elements=title").get_json()
+    assert "activity" not in elements["entry"][1]["resource"] and elements["entry"][1]["resource"]["title"] == "Second"
+    xml = client.get("/fhir/CarePlan/cp1/_history?_format=xml")
+    assert xml.status_code == 200 and xml.data.count(b"<CarePlan") == 2
+    assert b'<title value="Second"/>' in xml.data
+
+
 # -- Prefer ---------------------------------------------------------------------
 
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from urllib.parse import urlencode
 
 from fhir_ccm.arguments import natural_number
 from fhir_ccm.errors import Invalid
-from fhir_ccm.formats.json_format import parse_json
+from fhir_ccm.formats.json_format import dump_json, with_entries
 from fhir_ccm.interactions import Context, Result
 from fhir_ccm.interactions.resource_types import require_id, require_type
 from fhir_ccm.search.values import date_range
@@ -53,33 +52,24 @@ def history(
     links = [{"relation": "self", "url": _url(context, path, params)}]
     if page.has_more and page.versions:
         links.append({"relation": "next", "url": _url(context, path, {**kept, CURSOR: str(page.versions[-1].seq)})})
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "history",
-        "total": page.total,
-        "link": links,
-        "entry": [_entry(context, version) for version in page.versions],
-    }
-    if not bundle["entry"]:
-        del bundle["entry"]
-    return Result(200, resource=bundle)
+    head = {"resourceType": "Bundle", "type": "history", "total": page.total, "link": links}
+    return Result(200, json=with_entries(head, [_entry(context, version) for version in page.versions]))
 
 
-def _entry(context: Context, version: StoredVersion) -> dict[str, Any]:
+def _entry(context: Context, version: StoredVersion) -> str:
+    """One entry as JSON text, the version's stored JSON spliced in (a deletion has none)."""
     reference = f"{version.resource_type}/{version.id}"
-    entry: dict[str, Any] = {"fullUrl": f"{context.base_url}/{reference}"}
-    if version.json is not None:
-        entry["resource"] = parse_json(version.json)
-    entry["request"] = {
-        "method": version.method,
-        "url": version.resource_type if version.method == "POST" else reference,
-    }
-    entry["response"] = {
+    request = {"method": version.method, "url": version.resource_type if version.method == "POST" else reference}
+    response = {
         "status": STATUS_BY_METHOD.get(version.method, "200 OK"),
         "etag": f'W/"{version.version}"',
         "lastModified": version.last_updated,
     }
-    return entry
+    resource = f',"resource":{version.json}' if version.json is not None else ""
+    return (
+        f'{{"fullUrl":{dump_json(f"{context.base_url}/{reference}")}{resource},'
+        f'"request":{dump_json(request)},"response":{dump_json(response)}}}'
+    )
 
 
 def _url(context: Context, path: str, params: Mapping[str, str]) -> str:

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from fhir_ccm.definitions import compartment_definitions, resource_types
 from fhir_ccm.errors import Invalid, Issue, operation_outcome
-from fhir_ccm.formats.json_format import dump_json, parse_json
+from fhir_ccm.formats.json_format import dump_json, parse_json, with_entries
 from fhir_ccm.interactions import Context, Result
 from fhir_ccm.interactions.resource_types import require_id, require_type
 from fhir_ccm.search.parse import Compartment, Criterion, ReferenceValue, SearchQuery, parse_search
@@ -213,10 +213,7 @@ def _bundle_json(context: Context, query: SearchQuery, page: SearchPage, path: s
             ]
         )
         entries.append(dump_json({"resource": outcome, "search": {"mode": "outcome"}}))
-    text = dump_json(head)
-    if entries:
-        text = text[:-1] + ',"entry":[' + ",".join(entries) + "]}"
-    return text
+    return with_entries(head, entries)
 
 
 def _entry(context: Context, version: StoredVersion, mode: str) -> str:

@@ -333,6 +333,36 @@ def test_keep_alive_reuses_one_connection(server: LiveServer) -> None:
     assert statuses == [200] * 5
 
 
+def test_head_answers_as_get_without_a_body_on_a_kept_connection(server: LiveServer) -> None:
+    """HEAD (an R4 http-verb) gets GET's status and headers, no body, and the connection stays usable."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=TIMEOUT)
+    try:
+        connection.request("POST", "/fhir/Patient", body=json.dumps(patient("Head")).encode(), headers=JSON_HEADERS)
+        response = connection.getresponse()
+        id = json.loads(response.read())["id"]
+        for path, status in (
+            (f"/fhir/Patient/{id}", 200),
+            (f"/fhir/Patient/{id}/_history", 200),
+            ("/fhir/Patient?family=head", 200),
+            ("/fhir/Patient/missing", 404),
+            ("/fhir/$reconcile", 405),
+        ):
+            connection.request("GET", path, headers={"Accept": FHIR_JSON})
+            got = connection.getresponse()
+            got_body = got.read()
+            connection.request("HEAD", path, headers={"Accept": FHIR_JSON})
+            head = connection.getresponse()
+            assert head.read() == b"" and head.status == got.status == status, (path, head.status, got.status)
+            assert head.getheader("Content-Type") == got.getheader("Content-Type")
+            assert head.getheader("ETag") == got.getheader("ETag")
+            if status == 200:
+                assert int(head.getheader("Content-Length")) == len(got_body)
+            assert not head.will_close
+        assert head.getheader("Allow") == "POST"
+    finally:
+        connection.close()
+
+
 def test_concurrent_creates_on_several_workers(server: LiveServer) -> None:
     assert server.process is not None
     workers = [pid for pid in group_processes(server.process.pid) if pid != server.process.pid]

@@ -149,7 +149,13 @@ def respond(result: Result) -> Response:
 def _handler() -> Callable[..., Response] | None:
     """The handler the matched rule gives for this request's method."""
     rule = request.url_rule.rule.removeprefix(BASE_PATH) if request.url_rule else ""
-    return HANDLERS.get((rule or "/", request.method))
+    return HANDLERS.get((rule or "/", handled_method()))
+
+
+def handled_method() -> str:
+    """The request's method, HEAD served as GET: werkzeug then sends the same status and headers, no body."""
+    method = request.method
+    return "GET" if method == "HEAD" else method
 
 
 @blueprint.before_request
@@ -167,7 +173,7 @@ def negotiate() -> None:
     media = g.fhir_format = media_format(request.args, accept)  # errors below are answered in this format
     g.fhir_format = response_format(request.args, accept, media)
     g.prefer = prefer()
-    is_search = request.method in ("GET", "POST") and _handler() in SEARCH_HANDLERS
+    is_search = handled_method() in ("GET", "POST") and _handler() in SEARCH_HANDLERS
     if g.fhir_format.summary == "count" and not is_search:
         raise Invalid("_summary=count applies to searches only")
     resource_type = (request.view_args or {}).get("resource_type")
@@ -403,7 +409,7 @@ def _dispatcher(rule: str, handlers: dict[str, Callable[..., Response]]) -> Call
     """One view per URL rule, choosing the handler by method: the router then matches each path once."""
 
     def dispatch(**arguments: str) -> Response:
-        return handlers[request.method](**arguments)
+        return handlers[handled_method()](**arguments)
 
     dispatch.__name__ = "fhir_" + (rule.strip("/").replace("/", "_").replace("<", "").replace(">", "") or "base")
     return dispatch

@@ -91,7 +91,10 @@ def handle_error(error: Exception) -> Response:
             message = f"{request.method} is not allowed on {request.path}"
         else:
             message = error.description or "Bad request"
+        allowed = getattr(error, "valid_methods", None)  # a 405 must say which methods the URL takes
         error = fhir_error_class(message)
+        if allowed:
+            error.headers["Allow"] = ", ".join(sorted(allowed))
     elif isinstance(error, RecursionError):
         error = Invalid("The content is nested too deeply")
     elif not isinstance(error, FhirError):

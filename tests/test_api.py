@@ -613,6 +613,19 @@ def test_unknown_endpoints_and_methods_answer_outcomes(client):
         assert response.get_json()["resourceType"] == "OperationOutcome"
 
 
+def test_a_method_the_url_does_not_take_answers_405_with_allow(client):
+    """RFC 9110: a 405 names the methods the resource takes; HEAD comes with GET."""
+    for method, path, expected in (
+        ("TRACE", "/fhir/Patient/p1", {"GET", "HEAD", "PUT", "PATCH", "DELETE"}),
+        ("POST", "/fhir/Patient/p1", {"GET", "HEAD", "PUT", "PATCH", "DELETE"}),
+        ("PROPFIND", "/fhir/", {"GET", "HEAD", "POST"}),
+    ):
+        response = client.open(path, method=method)
+        assert response.status_code == 405, (method, path)
+        assert response.get_json()["resourceType"] == "OperationOutcome"
+        assert expected <= set(response.headers["Allow"].split(", ")), response.headers["Allow"]
+
+
 def test_history_at_gives_the_versions_current_then(client, store):
     put(client, "Patient", "p1", {**PATIENT, "id": "p1"})
     first = store.read("Patient", "p1").last_updated

@@ -65,6 +65,12 @@ class Invalid(FhirError):
     issue_code = "invalid"
 
 
+class TooCostly(Invalid):
+    "A search the database cannot plan: its query nests too deeply or has too many terms (400)."
+
+    issue_code = "too-costly"
+
+
 class Unauthorized(FhirError):
     "The request carries no valid credentials (401)."
 

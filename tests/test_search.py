@@ -905,6 +905,26 @@ def test_chain_and_has(corpus: FlaskClient, query: str, expected: list[str]) -> 
     check(corpus, query, expected)
 
 
+def test_a_search_too_deep_for_the_database_answers_400_too_costly(client: FlaskClient) -> None:
+    """Chains nested deeper than SQLite parses are refused with an outcome, never a 500; nothing is written."""
+    assert client.get("/fhir/Patient?organization.partof.partof.name=x").status_code == 200
+    for query in (
+        "Patient?organization:Organization.partof.partof.partof.name=x",
+        "Patient?organization.partof.partof.partof.partof.partof.name=x",
+    ):
+        response = client.get(f"/fhir/{query}")
+        assert response.status_code == 400, query
+        (issue,) = response.get_json()["issue"]
+        assert issue["code"] == "too-costly" and "nested too deeply" in issue["diagnostics"]
+    created = client.post(
+        "/fhir/Patient",
+        json={"resourceType": "Patient"},
+        headers={"If-None-Exist": "organization.partof.partof.partof.name=x", "Content-Type": "application/fhir+json"},
+    )
+    assert created.status_code == 400
+    assert client.get("/fhir/Patient").get_json()["total"] == 0
+
+
 def test_date_ap_margin_is_a_tenth_of_the_distance_to_now(client: FlaskClient) -> None:
     """ap widens the search range by 10% of its distance from now, and by at least a day."""
     from datetime import UTC, datetime, timedelta

@@ -9,6 +9,7 @@ whichever process or thread the other writers run in.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from fhir_ccm.errors import Busy, Conflict, Gone
+from fhir_ccm.errors import Busy, Conflict, Gone, TooCostly
 from fhir_ccm.search.coverage import stored_codes
 from fhir_ccm.search.parse import Include, SearchQuery
 from fhir_ccm.search.rows import IndexRow
@@ -67,6 +68,13 @@ def _row_to_version(row: tuple) -> StoredVersion:
         method=row[6],
         seq=row[7],
     )
+
+
+# SQLite's refusals of a statement too large to parse or plan, whatever the data.
+_TOO_COMPLEX = re.compile(
+    r"parser stack overflow|Expression tree is too large|too many SQL variables|too many terms|too many FROM clause"
+    r"|at most \d+ tables in a join"
+)
 
 
 def _busy(error: sqlite3.OperationalError) -> bool:
@@ -356,6 +364,17 @@ class SQLiteStore:
     # -- search ----------------------------------------------------------------------------
 
     def search(self, query: SearchQuery, base_url: str = "", first_page_only: bool = False) -> SearchPage:
+        try:
+            return self._search(query, base_url, first_page_only)
+        except sqlite3.OperationalError as error:
+            if not _TOO_COMPLEX.search(str(error)):
+                raise
+            raise TooCostly(
+                "This search is more complex than the database can run (chains or _has nested too deeply,"
+                f" or too many values): {error}; use fewer levels or split it"
+            ) from None
+
+    def _search(self, query: SearchQuery, base_url: str, first_page_only: bool) -> SearchPage:
         """Every statement here is consistent on its own, so no read transaction is needed.
 
         A result of one page is found and fetched by a single statement. A longer one

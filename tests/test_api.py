@@ -157,6 +157,8 @@ def test_every_r4_type_can_be_stored(client):
 
     for resource_type in sorted(resource_types()):
         resource = {"resourceType": resource_type, "id": "x1", **minimal_instance(resource_type)}
+        if resource_type == "Bundle":
+            resource["type"] = "collection"  # the first code, batch, is a request: refused as content
         response = put(client, resource_type, "x1", resource)
         assert response.status_code == 201, (resource_type, response.get_json())
         assert client.get(f"/fhir/{resource_type}/x1").status_code == 200
@@ -624,6 +626,26 @@ def test_a_method_the_url_does_not_take_answers_405_with_allow(client):
         assert response.status_code == 405, (method, path)
         assert response.get_json()["resourceType"] == "OperationOutcome"
         assert expected <= set(response.headers["Allow"].split(", ")), response.headers["Allow"]
+
+
+def test_a_transaction_posted_to_the_bundle_endpoint_is_refused_with_a_hint(client):
+    """Stored as a resource it would answer 201 while none of its entries ran (HAPI refuses it too)."""
+    transaction = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"resource": {"resourceType": "Patient"}, "request": {"method": "POST", "url": "Patient"}}],
+    }
+    for kind in ("transaction", "batch", "searchset", "history"):
+        response = post(client, "Bundle", {**transaction, "type": kind})
+        assert response.status_code == 400, kind
+        (issue,) = response.get_json()["issue"]
+        assert issue["expression"] == ["Bundle.type"] and kind in issue["diagnostics"]
+        assert ("base URL" in issue["diagnostics"]) == (kind in ("transaction", "batch"))
+    assert put(client, "Bundle", "b1", {**transaction, "id": "b1"}).status_code == 400
+    assert client.get("/fhir/Patient").get_json()["total"] == 0
+    assert client.get("/fhir/Bundle").get_json()["total"] == 0
+    collection = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {"resourceType": "Patient"}}]}
+    assert post(client, "Bundle", collection).status_code == 201
 
 
 def test_history_at_gives_the_versions_current_then(client, store):

@@ -90,10 +90,34 @@ def prepare_resource(resource: dict[str, Any], id: str) -> PreparedResource:
     Structural problems answer 400 first; then the profiles the resource claims and those
     required for its type (``interactions.validate``) answer 422 when not met.
     """
+    check_storable_bundle(resource)
     check_on_write(resource, id)
     content = content_without_server_meta({**resource, "id": id})
     rows = tuple(row for row in extract_rows(content) if row.param != LAST_UPDATED)
     return PreparedResource(resource, id, rows)
+
+
+# Bundles that are content of their own; the others are requests or answers (HAPI stores the same three).
+STORABLE_BUNDLE_TYPES = ("document", "collection", "message")
+
+
+def check_storable_bundle(resource: dict[str, Any]) -> None:
+    """A transaction or batch Bundle sent to ``[base]/Bundle`` is a request sent to the wrong URL, not content.
+
+    Stored, it would answer 201 while none of its entries ran; it is refused with a hint
+    instead. A Bundle without a type is left to validation, which reports it with the rest.
+    """
+    if resource.get("resourceType") != "Bundle":
+        return
+    kind = resource.get("type")
+    if not isinstance(kind, str) or kind in STORABLE_BUNDLE_TYPES:
+        return
+    hint = " To run it, POST it to the server's base URL." if kind in ("transaction", "batch") else ""
+    raise Invalid(
+        f"A Bundle of type '{kind}' is not stored as a resource; {', '.join(STORABLE_BUNDLE_TYPES[:-1])}"
+        f" and {STORABLE_BUNDLE_TYPES[-1]} Bundles are.{hint}",
+        expression="Bundle.type",
+    )
 
 
 def write_resource(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fhir_ccm.errors import FhirError, Invalid
+from fhir_ccm.errors import FhirError
 from fhir_ccm.formats.json_format import parse_resource
 from fhir_ccm.formats.xml_format import xml_to_resource
 from fhir_ccm.interactions import LOCAL_CONTEXT, Context
@@ -36,18 +36,25 @@ class LoadReport:
         self.failed = self.failed or []
 
 
-def resources_in(path: Path) -> Iterator[dict[str, Any]]:
+def documents_in(path: Path) -> Iterator[tuple[str, dict[str, Any] | FhirError]]:
+    """Each document of a file with where it is: the file, or ``file line N`` for ndjson.
+
+    A document that does not parse comes as its error, so one bad line of a large
+    ndjson export is reported while the lines around it still load.
+    """
     data = path.read_bytes()
-    if path.suffix == ".ndjson":
-        for number, line in enumerate(data.splitlines(), 1):
-            if line.strip():
-                try:
-                    yield from _unpacked(parse_resource(line))
-                except Invalid as error:
-                    raise Invalid(f"line {number}: {error.message}", issues=error.issues) from None
+    if path.suffix != ".ndjson":
+        try:
+            yield str(path), xml_to_resource(data) if path.suffix == ".xml" else parse_resource(data)
+        except FhirError as error:
+            yield str(path), error
         return
-    resource = xml_to_resource(data) if path.suffix == ".xml" else parse_resource(data)
-    yield from _unpacked(resource)
+    for number, line in enumerate(data.splitlines(), 1):
+        if line.strip():
+            try:
+                yield f"{path} line {number}", parse_resource(line)
+            except FhirError as error:
+                yield f"{path} line {number}", error
 
 
 def _unpacked(resource: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -60,25 +67,33 @@ def _unpacked(resource: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def load_paths(store: Store, paths: Iterable[str | Path], context: Context = LOCAL_CONTEXT) -> LoadReport:
-    """Load every resource under ``paths``; failures are reported, the rest still loads."""
+    """Load every resource under ``paths``; a failing file, ndjson line or resource is reported, the rest loads."""
     report = LoadReport()
     assert report.failed is not None
     for path in files_under(paths):
         try:
-            resources = list(resources_in(path))
-        except (FhirError, OSError) as error:
+            documents = list(documents_in(path))
+        except OSError as error:
             report.failed.append((str(path), str(error)))
             continue
-        for resource in resources:
-            try:
-                _load_one(store, context, resource, report)
-            except FhirError as error:
-                details = "; ".join(
-                    f"{', '.join(issue.expression)}: {issue.diagnostics}" if issue.expression else issue.diagnostics
-                    for issue in error.issues
-                )
-                report.failed.append((f"{path} {resource.get('resourceType')}/{resource.get('id', '')}", details))
+        for where, document in documents:
+            if isinstance(document, FhirError):
+                report.failed.append((where, _details(document)))
+                continue
+            for resource in _unpacked(document):
+                try:
+                    _load_one(store, context, resource, report)
+                except FhirError as error:
+                    label = f"{where} {resource.get('resourceType')}/{resource.get('id', '')}"
+                    report.failed.append((label, _details(error)))
     return report
+
+
+def _details(error: FhirError) -> str:
+    return "; ".join(
+        f"{', '.join(issue.expression)}: {issue.diagnostics}" if issue.expression else issue.diagnostics
+        for issue in error.issues
+    )
 
 
 def _load_one(store: Store, context: Context, resource: dict[str, Any], report: LoadReport) -> None:

@@ -645,6 +645,26 @@ def test_cli_load_reports_failures_and_loads_the_rest(tmp_path: Path) -> None:
     assert total == 5 and ("Patient", "bad") not in current
 
 
+def test_cli_load_skips_a_broken_ndjson_line_and_loads_the_others(tmp_path: Path) -> None:
+    """One line of a large export that is not JSON is reported by its number; the lines around it load."""
+    data = tmp_path / "export"
+    data.mkdir()
+    lines = [
+        '{"resourceType": "Patient", "id": "nd-1"}',
+        "",
+        '{"resourceType": "Patient", "id": "nd-2"',
+        '{"resourceType": "Patient", "id": "nd-3"}\r',
+    ]
+    (data / "export.ndjson").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    database = tmp_path / "export.db"
+    result = run_cli("load", "--database", str(database), str(data), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "export.ndjson line 3" in result.stderr, result.stderr
+    assert "2 created" in result.stdout and "1 failed" in result.stdout, result.stdout
+    _, current = stored_state(database)
+    assert set(current) == {("Patient", "nd-1"), ("Patient", "nd-3")}
+
+
 def test_cli_load_uses_the_database_from_the_environment(tmp_path: Path) -> None:
     data = tmp_path / "data"
     expected = write_load_files(data)

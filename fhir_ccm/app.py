@@ -30,7 +30,6 @@ logger = logging.getLogger("fhir_ccm")
 _HTTP_ERRORS: dict[int, type[FhirError]] = {
     400: Invalid,
     404: NotFound,
-    405: MethodNotAllowed,
     413: PayloadTooLarge,
 }
 
@@ -91,10 +90,10 @@ def handle_error(error: Exception) -> Response:
             message = f"{request.method} is not allowed on {request.path}"
         else:
             message = error.description or "Bad request"
-        allowed = getattr(error, "valid_methods", None)  # a 405 must say which methods the URL takes
-        error = fhir_error_class(message)
-        if allowed:
-            error.headers["Allow"] = ", ".join(sorted(allowed))
+        if error.code == 405:
+            error = MethodNotAllowed(message, getattr(error, "valid_methods", None) or ())
+        else:
+            error = fhir_error_class(message)
     elif isinstance(error, RecursionError):
         error = Invalid("The content is nested too deeply")
     elif not isinstance(error, FhirError):

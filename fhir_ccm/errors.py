@@ -98,6 +98,11 @@ class MethodNotAllowed(FhirError):
     status = 405
     issue_code = "not-supported"
 
+    def __init__(self, message: str, allowed: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        if allowed:  # RFC 9110: a 405 names the methods the URL takes
+            self.headers["Allow"] = ", ".join(sorted(allowed))
+
 
 class NotAcceptable(FhirError):
     "No representation the client accepts can be produced (406)."

@@ -307,9 +307,7 @@ def handle_operation(operation: str, resource_type: str | None = None, id: str |
         require_type(resource_type)
     allowed = _operation_methods(operation, resource_type, id)
     if allowed:
-        error = MethodNotAllowed(f"${operation} is invoked with {' or '.join(allowed)}, not {request.method}")
-        error.headers["Allow"] = ", ".join(allowed)
-        raise error
+        raise MethodNotAllowed(f"${operation} is invoked with {' or '.join(allowed)}, not {request.method}", allowed)
     raise NotSupported(f"The operation ${operation} is not supported by this server yet")
 
 
